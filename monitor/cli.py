@@ -1,0 +1,338 @@
+"""The `monitor` command.
+
+Exit codes: 0 success; 2 config error (or bad usage); 1 any other fatal error.
+`--config PATH` is accepted before or after the command name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+from monitor.clock import SystemClock, parse_iso, utc_iso
+from monitor.config import Config, ConfigError, load_config, parse_duration
+from monitor.store import Store, StoreError
+
+app = typer.Typer(
+    name="monitor",
+    help="news-monitor: watch news feeds for topics; one alert per new development.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+class _State:
+    config_path: str | None = None
+
+
+STATE = _State()
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def split_config_option(argv: list[str]) -> tuple[list[str], str | None]:
+    """Pull `--config PATH` / `--config=PATH` / `-c PATH` out of argv, wherever it stands."""
+    rest: list[str] = []
+    path: str | None = None
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config", "-c"):
+            path = next(args, None)
+            if path is None:
+                err.print("error: --config needs a path")
+                raise SystemExit(EXIT_CONFIG)
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, path
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, STATE.config_path = split_config_option(list(sys.argv[1:] if argv is None else argv))
+    app(args=args, prog_name="monitor")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"news-monitor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (else $MONITOR_CONFIG, else config/monitor.yaml).",
+        ),
+    ] = None,
+) -> None:
+    """news-monitor: watch news feeds for topics; one alert per new development."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def get_config() -> Config:
+    try:
+        return load_config(STATE.config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@contextmanager
+def open_store(config: Config, *, create: bool = False) -> Iterator[Store]:
+    try:
+        store = Store.open(config.database, create=create)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def setup_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_MaskSecrets(config.mask))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.model.log_level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _MaskSecrets(logging.Filter):
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        return True
+
+
+def since_option(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        result = parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    assert isinstance(result, timedelta)
+    return result
+
+
+def print_json(value: Any) -> None:
+    # Plain stdout (no rich): `--json` output must be exactly one JSON document.
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def check() -> None:
+    """Validate the config; exit 0, or 2 listing every problem as file:line: key: message."""
+    config = get_config()
+    enabled = sum(1 for f in config.feeds if f.enabled)
+    out.print(f"{config.path}: OK")
+    out.print(
+        f"  {len(config.feeds)} feeds ({enabled} enabled), {len(config.topics)} topics, "
+        f"{len(config.channels)} channels; database {config.database}"
+    )
+    for name, channel in config.channels.items():
+        out.print(f"  channel {name}: {config.mask(channel.url)} ({channel.mode})", markup=False)
+
+
+@app.command()
+def once(
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Do not send pending alerts before exiting.")
+    ] = False,
+) -> None:
+    """One pass over every enabled feed now (ignoring back-off timers), then exit."""
+    config = get_config()
+    setup_logging(config)
+    from monitor.once import run_once_command
+
+    try:
+        code = asyncio.run(run_once_command(config, out, send_alerts=not no_alerts))
+    except StoreError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def run() -> None:
+    """Run the service: poll feeds on their schedules until SIGINT/SIGTERM."""
+    config = get_config()
+    setup_logging(config)
+    from monitor.daemon import Daemon
+
+    try:
+        asyncio.run(Daemon(config).serve())
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def healthcheck(
+    max_age: Annotated[str, typer.Option(help="Oldest acceptable heartbeat.")] = "90s",
+) -> None:
+    """Exit 0 when the daemon's heartbeat is fresh (for container healthchecks), else 1."""
+    from monitor.daemon import heartbeat_age
+
+    config = get_config()
+    age = heartbeat_age(config.heartbeat, SystemClock())
+    limit = since_option(max_age) or timedelta(seconds=90)
+    if age is None:
+        fail(f"no heartbeat at {config.heartbeat}")
+    if age > limit:
+        fail(f"heartbeat is {age.total_seconds():.0f}s old (limit {limit.total_seconds():.0f}s)")
+    out.print(f"ok: heartbeat {age.total_seconds():.0f}s old")
+
+
+@app.command()
+def feeds() -> None:
+    """A table of feeds: status, last fetch, next fetch, items, last error."""
+    config = get_config()
+    with open_store(config, create=True) as store:
+        rows = {row["name"]: row for row in store.feed_overview()}
+    table = Table(title=f"{len(config.feeds)} feeds")
+    for column in ("feed", "status", "last fetch", "next fetch", "items", "last error"):
+        table.add_column(column, overflow="fold")
+    for feed in config.feeds:
+        row = rows.get(feed.name, {})
+        status = "disabled" if not feed.enabled else (row.get("status") or "new")
+        error = row.get("last_error") if status in ("error", "gone") else ""
+        table.add_row(
+            feed.name,
+            _status_style(status),
+            _ago(row.get("last_fetch")),
+            _ago(row.get("next_fetch")) if feed.enabled and status != "gone" else "-",
+            str(row.get("items", 0)),
+            config.mask(error or ""),
+        )
+    out.print(table)
+
+
+def _status_style(status: str) -> str:
+    colour = {"ok": "green", "error": "red", "gone": "magenta", "disabled": "dim"}.get(status)
+    return f"[{colour}]{status}[/{colour}]" if colour else status
+
+
+def _ago(value: str | None) -> str:
+    when = parse_iso(value)
+    if when is None:
+        return "-"
+    seconds = (when - SystemClock().now()).total_seconds()
+    span = abs(seconds)
+    text = (
+        f"{span:.0f}s" if span < 90 else f"{span / 60:.0f}m" if span < 5400 else
+        f"{span / 3600:.1f}h" if span < 172800 else f"{span / 86400:.0f}d"
+    )
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+@app.command()
+def items(
+    feed: Annotated[str | None, typer.Option(help="Only items this feed listed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
+) -> None:
+    """Recent items, newest first."""
+    config = get_config()
+    with open_store(config, create=True) as store:
+        rows = store.recent_items(feed=feed, limit=limit)
+    if as_json:
+        print_json([item_json(row) for row in rows])
+        return
+    table = Table(title=f"{len(rows)} recent items")
+    for column in ("id", "fetched", "feed", "title", "lang", "text", "topics"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["id"]), row["fetched"], row["feed"] or "", row["title"], row["language"] or "",
+            f"{row['text_source']} {len(row['text'])}c", ", ".join(row["topics"]),
+        )
+    out.print(table)
+
+
+def item_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "title": row["title"],
+        "feed": row["feed"],
+        "feeds": row["feeds"],
+        "published": row["published"],
+        "fetched": row["fetched"],
+        "language": row["language"],
+        "text_source": row["text_source"],
+        "text": row["text"],
+        "author": row["author"],
+        "site_name": row["site_name"],
+        "guid": row["guid"],
+        "topics": row["topics"],
+    }
+
+
+@app.command("import-opml")
+def import_opml(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An OPML export.")],
+) -> None:
+    """Add the feeds of an OPML export to the config file (comments are kept)."""
+    from monitor.opml import add_feeds_to_config, read_opml
+
+    config = get_config()
+    try:
+        found = read_opml(file)
+    except ValueError as exc:
+        fail(str(exc))
+    added = add_feeds_to_config(config.path, found)
+    out.print(f"{len(found)} feeds in {file}; added {len(added)} to {config.path}")
+    for name in added:
+        out.print(f"  + {name}", markup=False)
+    try:
+        load_config(config.path)
+    except ConfigError as exc:  # should not happen; say so rather than leave a silent bad file
+        fail(f"the config no longer validates after the import:\n{exc}", EXIT_CONFIG)
+
+
+def iso(value: Any) -> str | None:
+    return utc_iso(value) if value is not None else None

@@ -1,0 +1,520 @@
+"""The watch config: found, read, validated once, then passed down as a frozen `Config`.
+
+Every problem in a config file is reported at once, each as ``file:line: key: message``.
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = Path("config/monitor.yaml")
+ENV_CONFIG = "MONITOR_CONFIG"
+DEFAULT_USER_AGENT = "news-monitor/{version} (+https://github.com/news-monitor/news-monitor)"
+
+# --------------------------------------------------------------------------- value types
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """'15m', '1h30m', '20s', '3d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta) or value is None:
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15m, 20s, 3d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    text = str(value).strip().lower().replace(" ", "")
+    if not text:
+        raise ValueError("expected a duration such as 15m, 20s, 3d")
+    pos, total = 0, 0.0
+    for found in _DURATION_RE.finditer(text):
+        if found.start() != pos:
+            break
+        total += float(found.group(1)) * _DURATION_UNITS[found.group(2).lower()]
+        pos = found.end()
+    if pos != len(text):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 15m, 1h30m, 3d)")
+    return timedelta(seconds=total)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError("must be longer than zero")
+    return value
+
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
+
+
+def parse_size(value: Any) -> Any:
+    """'10MB', '512KiB' or a number of bytes -> int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = _SIZE_RE.match(str(value).strip())
+    if not found:
+        raise ValueError(f"{value!r} is not a size (use e.g. 10MB, 512KiB)")
+    return int(float(found.group(1)) * _SIZE_UNITS[(found.group(2) or "b").lower()])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos far more often than intent: refuse them, by name.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Defaults(_Model):
+    interval: Duration = timedelta(minutes=15)
+    timeout: Duration = timedelta(seconds=20)
+    jitter: Duration = timedelta(seconds=30)
+    alert_max_age: Duration | None = timedelta(days=3)
+    development_window: Duration = timedelta(days=3)
+
+
+class FetchSettings(_Model):
+    user_agent: str | None = None
+    max_connections: int = Field(default=20, ge=1, le=1000)
+    per_host: int = Field(default=2, ge=1, le=100)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_body: Size = 10 * 10**6
+    article_concurrency: int = Field(default=8, ge=1, le=200)
+    # Article links come from third parties; private addresses are refused unless allowed.
+    allow_private_networks: bool = False
+    backoff_max: Duration = timedelta(hours=6)
+
+
+class Feed(_Model):
+    name: Name
+    url: str
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    enabled: bool = True
+    fetch_article: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class Channel(_Model):
+    url: str
+    mode: Literal["immediate", "digest"] = "immediate"
+    schedule: str | None = None  # cron, for digests
+    timezone: str = "UTC"
+    format: Literal["text", "markdown", "html"] = "text"
+    template: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _digest_needs_schedule(self) -> Channel:
+        if self.mode == "digest" and not self.schedule:
+            raise ValueError("a digest channel needs a cron `schedule`, e.g. '0 8 * * *'")
+        if self.schedule:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.schedule, timezone=self.timezone)
+            except ValueError as exc:
+                raise ValueError(f"bad cron schedule {self.schedule!r}: {exc}") from exc
+        return self
+
+
+def _channel_from_string(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
+ChannelEntry = Annotated[Channel, BeforeValidator(_channel_from_string)]
+
+
+class Topic(_Model):
+    name: Name
+    description: str | None = None
+    query: str | None = None
+    all: list[list[str]] = Field(default_factory=list)
+    any: list[str] = Field(default_factory=list)
+    none: list[str] = Field(default_factory=list)
+    notify: list[str] = Field(default_factory=list)
+    languages: list[str] | None = None
+    alert_max_age: Duration | None = None
+    development_window: Duration | None = None
+    alert_on_reports: bool = False
+    template: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Topic:
+        has_list = bool(self.all or self.any)
+        if self.query and has_list:
+            raise ValueError("use either `query:` or the list form (all/any/none), not both")
+        if not self.query and not has_list:
+            raise ValueError("needs a `query:` or an `all:`/`any:` list of terms")
+        if any(not group for group in self.all):
+            raise ValueError("`all:` has an empty group; every group needs at least one term")
+        return self
+
+
+class Health(_Model):
+    notify: list[str] = Field(default_factory=list)
+    feed_failing_after: Duration = timedelta(hours=24)
+
+
+class Retention(_Model):
+    drop_text_after: Duration | None = None
+
+
+class ConfigModel(_Model):
+    database: str = "../state/monitor.db"
+    defaults: Defaults = Field(default_factory=Defaults)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    feeds: list[Feed] = Field(default_factory=list)
+    channels: dict[str, ChannelEntry] = Field(default_factory=dict)
+    topics: list[Topic] = Field(default_factory=list)
+    health: Health = Field(default_factory=Health)
+    retention: Retention = Field(default_factory=Retention)
+    http: str | None = None  # "127.0.0.1:8080": /healthz and /metrics
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    heartbeat: str = "../state/heartbeat"
+    # Processes for article extraction; None = one per CPU core, 0 = threads in-process.
+    workers: int | None = Field(default=None, ge=0, le=64)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# --------------------------------------------------------------------------- the loaded config
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config plus where it came from; paths already resolved."""
+
+    path: Path
+    model: ConfigModel
+    database: Path
+    heartbeat: Path
+    secrets: frozenset[str] = field(default_factory=frozenset)
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def feeds(self) -> list[Feed]:
+        return self.model.feeds
+
+    @property
+    def topics(self) -> list[Topic]:
+        return self.model.topics
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        return self.model.channels
+
+    @property
+    def defaults(self) -> Defaults:
+        return self.model.defaults
+
+    @property
+    def fetch(self) -> FetchSettings:
+        return self.model.fetch
+
+    def feed(self, name: str) -> Feed | None:
+        return next((f for f in self.model.feeds if f.name == name), None)
+
+    def feed_interval(self, feed: Feed) -> timedelta:
+        return feed.interval or self.model.defaults.interval
+
+    def feed_timeout(self, feed: Feed) -> timedelta:
+        return feed.timeout or self.model.defaults.timeout
+
+    def mask(self, text: str) -> str:
+        """Hide secrets (values taken from the environment, URL passwords) in text."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return mask_url_secrets(text)
+
+
+_URL_PASSWORD_RE = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s/]+)(@)", re.IGNORECASE)
+
+
+def mask_url_secrets(text: str) -> str:
+    """Mask the password part of any ``scheme://user:password@host`` in text."""
+    return _URL_PASSWORD_RE.sub(r"\1***\3", text)
+
+
+def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
+    """--config, else $MONITOR_CONFIG, else config/monitor.yaml under the current folder."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(ENV_CONFIG)
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, substitute and validate; raise ConfigError listing every problem."""
+    config_path = resolve_config_path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(str(config_path), None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(config_path), None, "", str(exc))]) from None
+    return parse_config(text, config_path, dict(os.environ))
+
+
+def parse_config(text: str, path: Path, environ: Mapping[str, str]) -> Config:
+    shown = str(path)
+    data, lines = _read_yaml(text, shown)
+    problems: list[ConfigProblem] = []
+    secrets: set[str] = set()
+    data = _substitute_env(data, (), environ, secrets, problems, lines, shown)
+    model: ConfigModel | None = None
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        # A key whose ${VAR} was missing already has its problem; don't add a follow-on one.
+        unset = {p.key for p in problems}
+        problems.extend(p for p in _pydantic_problems(exc, lines, shown) if p.key not in unset)
+    if model is not None:
+        problems.extend(_cross_checks(model, lines, shown))
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
+    assert model is not None
+    base = path.parent
+    return Config(
+        path=path,
+        model=model,
+        database=(base / model.database).resolve(),
+        heartbeat=(base / model.heartbeat).resolve(),
+        secrets=frozenset(s for s in secrets if len(s) >= 4),
+        lines=lines,
+    )
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+
+Path_ = tuple[str | int, ...]
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        raise ConfigError([ConfigProblem(shown, line, "", f"YAML syntax: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(shown, None, "", f"YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(shown, 1, "", "the file must be a mapping of keys")])
+    lines: dict[str, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, path: Path_, lines: dict[str, int]) -> None:
+    lines.setdefault(_dotted(path), node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            lines[_dotted((*path, key))] = key_node.start_mark.line + 1
+            _record_lines(value_node, (*path, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*path, index), lines)
+
+
+def line_of(lines: Mapping[str, int], path: Path_) -> int | None:
+    """The line of the deepest part of `path` the file has (a missing key -> its parent)."""
+    for end in range(len(path), -1, -1):
+        found = lines.get(_dotted(path[:end]))
+        if found:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------- ${ENV} substitution
+
+_ENV_RE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute_env(
+    value: Any,
+    path: Path_,
+    environ: Mapping[str, str],
+    secrets: set[str],
+    problems: list[ConfigProblem],
+    lines: Mapping[str, int],
+    shown: str,
+) -> Any:
+    def recurse(child: Any, key: str | int) -> Any:
+        return _substitute_env(child, (*path, key), environ, secrets, problems, lines, shown)
+
+    if isinstance(value, dict):
+        return {k: recurse(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [recurse(v, i) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(found: re.Match[str]) -> str:
+        escaped, name, default = found.groups()
+        if escaped:  # $${NAME} stays literal
+            return found.group(0)[1:]
+        if name in environ:
+            secrets.add(environ[name])
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(
+            ConfigProblem(
+                shown,
+                line_of(lines, path),
+                _dotted(path),
+                f"environment variable {name} is not set (write ${{{name}:-default}} to allow that)",
+            )
+        )
+        return ""
+
+    return _ENV_RE.sub(replace, value)
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def _pydantic_problems(
+    exc: ValidationError, lines: Mapping[str, int], shown: str
+) -> Iterator[ConfigProblem]:
+    for error in exc.errors():
+        # Drop pydantic's internal loc parts (validator names such as 'function-before[...]').
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and indentation)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        yield ConfigProblem(shown, line_of(lines, loc), _dotted(loc), message)
+
+
+def _cross_checks(model: ConfigModel, lines: Mapping[str, int], shown: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+
+    def problem(path: Path_, message: str) -> None:
+        problems.append(ConfigProblem(shown, line_of(lines, path), _dotted(path), message))
+
+    _check_unique([f.name for f in model.feeds], ("feeds",), "name", "feed", problem)
+    _check_unique([t.name for t in model.topics], ("topics",), "name", "topic", problem)
+    for index, topic in enumerate(model.topics):
+        for j, channel in enumerate(topic.notify):
+            if channel not in model.channels:
+                problem(("topics", index, "notify", j), f"no channel named {channel!r}")
+        _check_topic_query(topic, ("topics", index), problem)
+    for j, channel in enumerate(model.health.notify):
+        if channel not in model.channels:
+            problem(("health", "notify", j), f"no channel named {channel!r}")
+    return problems
+
+
+def _check_unique(
+    names: list[str], path: Path_, key: str, what: str, problem: Callable[[Path_, str], None]
+) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            problem((*path, index, key), f"another {what} is already named {name!r}")
+        seen.add(name)
+
+
+def compiled_query(topic: Topic) -> str:
+    """The topic as one query in the search language (the list form compiled into it)."""
+    from monitor.match.query import compile_list_form
+
+    return topic.query or compile_list_form(topic.all, topic.any, topic.none)
+
+
+def _check_topic_query(topic: Topic, path: Path_, problem: Callable[[Path_, str], None]) -> None:
+    from monitor.match.query import QueryError, validate_query
+
+    try:
+        validate_query(compiled_query(topic))
+    except QueryError as exc:
+        key = "query" if topic.query else "all"
+        problem((*path, key), f"topic {topic.name}: {exc}")

@@ -1,0 +1,318 @@
+"""Extract an article page: main text without chrome or comments, plus its metadata.
+
+Pure CPU work, no I/O: the pipeline runs ``extract_page`` in a process pool, so it is a top-level
+function that takes and returns small picklable values and never raises for a bad page.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from functools import cache
+from typing import Any
+
+import charset_normalizer
+import trafilatura
+from lxml.html import HtmlElement
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.settings import Document
+from trafilatura.utils import load_html
+
+MAX_HTML_BYTES = 5_000_000  # trafilatura's cost grows with the page; real articles are far smaller
+LANGID_CHARS = 3000  # enough text for a confident guess, cheap to classify
+MIN_LANGID_CHARS = 40  # below this the classifier guesses; trust <html lang> instead
+MIN_LANGID_CONFIDENCE = 0.5
+CHARSET_SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML spec says 1024; be lenient)
+DETECT_SAMPLE_BYTES = 200_000  # charset detection on a prefix: enough evidence, bounded cost
+
+# Content types that are never an HTML page, whatever the body looks like.
+_NOT_HTML = re.compile(r"^(image|audio|video|font)/|^application/(pdf|zip|gzip|octet-stream)")
+_CONTROL_BYTES = bytes(range(9)) + bytes(range(14, 32))
+_HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Browsers read these labels as windows-1252, a superset that maps 0x80-0x9F to characters.
+_LATIN1_LABELS = {"iso-8859-1", "latin-1", "latin1", "ascii", "us-ascii", "iso8859-1", "l1"}
+_WORD = re.compile(r"\w+")
+
+# Meta tags carrying the publication time, most specific first.
+_DATE_XPATH = (
+    '//meta[@property="article:published_time"]/@content',
+    '//meta[@name="article:published_time"]/@content',
+    '//meta[@itemprop="datePublished"]/@content',
+    '//meta[@property="og:published_time"]/@content',
+    '//meta[@name="pubdate" or @name="publishdate" or @name="publish-date"]/@content',
+    '//meta[@name="parsely-pub-date" or @name="sailthru.date"]/@content',
+    '//meta[@name="dc.date.issued" or @name="DC.date.issued" or @name="dcterms.created"]/@content',
+    '//time[@itemprop="datePublished"]/@datetime',
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractedPage:
+    """What a page yielded. ``text`` is "" (and ``error`` says why) when there was no article."""
+
+    title: str | None
+    text: str
+    author: str | None
+    published: datetime | None  # timezone-aware UTC
+    site_name: str | None
+    language: str | None  # ISO 639-1, e.g. "en"
+    error: str | None = None
+
+
+def extract_page(html: bytes, url: str, content_type: str | None = None) -> ExtractedPage:
+    """Extract the article of one fetched page; every failure becomes ``error``, never raises."""
+    try:
+        return _extract(html, url, content_type)
+    except RecursionError:
+        return _failed("extraction failed: markup nested too deeply")
+    except Exception as exc:  # a hostile page must not kill a pool worker
+        log.warning("extraction failed for %s: %r", url, exc)
+        return _failed(f"extraction failed: {type(exc).__name__}: {exc}"[:200])
+
+
+def _failed(reason: str, title: str | None = None) -> ExtractedPage:
+    return ExtractedPage(title, "", None, None, None, None, reason)
+
+
+def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
+    refusal = _refuse(html, content_type)
+    if refusal:
+        return _failed(refusal)
+    tree = load_html(decode_html(html[:MAX_HTML_BYTES], content_type))
+    if tree is None or len(tree) == 0:
+        return _failed("not an HTML page")
+    published = _published(tree)
+    html_lang = _html_lang(tree)
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url or None,
+        with_metadata=True,
+        include_comments=False,
+        favor_precision=True,  # measured: the best F1 on real pages, and chrome hurts matching
+        date_extraction_params={"original_date": True, "extensive_search": False},
+    )
+    if not isinstance(doc, Document):
+        return _failed("no article text found")
+    title = _clean(doc.title)
+    text = _strip_title_line(doc.text or "", title)
+    if published is None:
+        published = _parse_date(doc.date)
+    return ExtractedPage(
+        title=title,
+        text=text,
+        author=_clean(doc.author),
+        published=published,
+        site_name=_clean(doc.sitename),
+        language=detect_language(text, html_lang),
+        error=None if text else "no article text found",
+    )
+
+
+def _refuse(html: bytes, content_type: str | None) -> str | None:
+    """A reason not to parse the body at all, or None."""
+    if not html.strip():
+        return "empty page"
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if _NOT_HTML.match(mime):
+        return f"not an HTML page ({mime})"
+    if _looks_binary(html[:4096]):
+        return "binary content, not HTML"
+    return None
+
+
+def _looks_binary(head: bytes) -> bool:
+    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+        return False
+    if b"\x00" in head:
+        return True
+    controls = sum(head.count(b) for b in _CONTROL_BYTES)
+    return controls > len(head) * 0.05
+
+
+# --- charset -------------------------------------------------------------------------------
+
+
+def decode_html(html: bytes, content_type: str | None = None) -> str:
+    """Bytes to text: BOM, then the HTTP charset, then ``<meta charset>``, then detection.
+
+    A declared single-byte charset loses to valid UTF-8: UTF-8 served under a default
+    ISO-8859-1 header is the commonest mislabelling, and real text in a legacy charset is
+    practically never valid UTF-8 by accident.
+    """
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), *_UTF16_BOMS):
+        if html.startswith(bom):
+            return html[len(bom) :].decode(codec, errors="replace")
+    for declared in (_http_charset(content_type), _meta_charset(html)):
+        codec = _codec(declared)
+        if codec is None:
+            continue
+        if codec != "utf-8" and _is_utf8(html):
+            return html.decode("utf-8")
+        try:
+            return html.decode(codec)
+        except UnicodeDecodeError:
+            continue  # the declaration is wrong; try the next source of truth
+    return _detect_and_decode(html)
+
+
+def _http_charset(content_type: str | None) -> str | None:
+    match = _HTTP_CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def _meta_charset(html: bytes) -> str | None:
+    match = _META_CHARSET.search(html[:CHARSET_SNIFF_BYTES])
+    if not match:
+        return None
+    name = match.group(1).decode("ascii", errors="replace")
+    # The meta tag was readable as ASCII, so the page cannot really be UTF-16 (HTML spec rule).
+    return "utf-8" if name.lower().startswith("utf-16") else name
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    if label.lower() in _LATIN1_LABELS:
+        return "cp1252"
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return "utf-8" if name == "utf-8" else name
+
+
+def _is_utf8(html: bytes) -> bool:
+    if html.isascii():
+        return False  # nothing to tell: any ASCII-compatible charset reads it the same
+    try:
+        html.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _detect_and_decode(html: bytes) -> str:
+    try:
+        return html.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(html[:DETECT_SAMPLE_BYTES]).best()
+    codec = _codec(best.encoding) if best else None
+    return html.decode(codec or "cp1252", errors="replace")
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def _clean(value: str | None) -> str | None:
+    value = " ".join(value.split()) if value else None
+    return value or None
+
+
+def _html_lang(tree: HtmlElement) -> str | None:
+    root = tree.getroottree().getroot()
+    for value in (root.get("lang"), root.get("{http://www.w3.org/XML/1998/namespace}lang")):
+        code = _primary_language(value)
+        if code:
+            return code
+    return None
+
+
+def _primary_language(value: str | None) -> str | None:
+    code = (value or "").strip().replace("_", "-").split("-")[0].lower()
+    return code if code.isalpha() and 2 <= len(code) <= 3 else None
+
+
+def _published(tree: HtmlElement) -> datetime | None:
+    """The publication time the page declares, with its time of day when it has one."""
+    for xpath in _DATE_XPATH:
+        for value in tree.xpath(xpath):
+            when = _parse_date(str(value))
+            if when:
+                return when
+    for value in _json_ld_dates(tree):
+        when = _parse_date(value)
+        if when:
+            return when
+    return None
+
+
+def _json_ld_dates(tree: HtmlElement) -> Iterator[str]:
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        try:
+            data = json.loads(script.text or "")
+        except ValueError:
+            continue
+        yield from _find_key(data, "datePublished", depth=0)
+
+
+def _find_key(data: Any, key: str, depth: int) -> Iterator[str]:
+    if depth > 6:  # JSON-LD nests a few levels (@graph, mainEntity); junk may nest more
+        return
+    if isinstance(data, dict):
+        value = data.get(key)
+        if isinstance(value, str):
+            yield value
+        for item in data.values():
+            yield from _find_key(item, key, depth + 1)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _find_key(item, key, depth + 1)
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    """ISO-8601 date or date-time to aware UTC; a time without zone is taken as UTC."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        try:
+            when = datetime.combine(datetime.strptime(value[:10], "%Y-%m-%d").date(), time())
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def _strip_title_line(text: str, title: str | None) -> str:
+    """Drop a first line that repeats the headline: the title is kept in its own field."""
+    first, _, rest = text.partition("\n")
+    if title and _words(first) and _words(first) == _words(title):
+        return rest.lstrip("\n")
+    return text
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+@cache
+def _identifier() -> LanguageIdentifier:
+    # Normalised probabilities, so a low-confidence guess on a short text can be told apart.
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str, fallback: str | None = None) -> str | None:
+    """ISO 639-1 code of the text, or ``fallback`` (e.g. ``<html lang>``) when unsure."""
+    sample = text[:LANGID_CHARS]
+    if sum(c.isalpha() for c in sample) < MIN_LANGID_CHARS:
+        return fallback
+    language, confidence = _identifier().classify(sample)
+    if confidence < MIN_LANGID_CONFIDENCE:
+        return fallback
+    return str(language)

@@ -1,0 +1,323 @@
+"""HTTP fetching: one shared httpx.AsyncClient, politely and defensively.
+
+Conditional GET, redirects followed by hand (counted, each hop checked), a deadline over the whole
+exchange (so a server dripping bytes cannot hold a poll forever), a streamed body-size cap applied after
+decompression (so a gzip bomb is cut off too), global and per-host concurrency limits, Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Self
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from monitor import __version__
+from monitor.clock import Clock, SystemClock
+from monitor.records import FetchResult, FetchStatus
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.5, */*;q=0.1"
+)
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+DEFAULT_USER_AGENT = f"news-monitor/{__version__} (self-hosted news monitor; polite feed reader)"
+MAX_RETRY_AFTER = timedelta(days=7)
+_CHUNK = 64 * 1024
+
+# Called with each URL before it is requested (the SSRF guard hooks in here); raises FetchRefused.
+UrlGuard = Callable[[str], Awaitable[None]]
+
+
+class FetchRefused(Exception):
+    """A URL that must not be fetched (scheme, address)."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Fetcher:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 20,
+        per_host: int = 2,
+        max_redirects: int = 5,
+        max_body: int = 10 * 10**6,
+        user_agent: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.max_redirects = max_redirects
+        self.max_body = max_body
+        self.clock = clock or SystemClock()
+        self._global = asyncio.Semaphore(max_connections)
+        self._per_host_limit = per_host
+        self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            headers={
+                "User-Agent": user_agent or DEFAULT_USER_AGENT,
+                "Accept-Encoding": "gzip, deflate",
+            },
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        timeout: float = 20.0,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: str = FEED_ACCEPT,
+        max_body: int | None = None,
+        guard: UrlGuard | None = None,
+    ) -> FetchResult:
+        """Fetch `url`; never raises for network or HTTP trouble — it comes back as an ERROR result."""
+        started = time.perf_counter()
+        request_headers = {"Accept": accept, **(headers or {})}
+        if etag:
+            request_headers["If-None-Match"] = etag
+        if last_modified:
+            request_headers["If-Modified-Since"] = last_modified
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self._follow(
+                    url, request_headers, timeout, max_body or self.max_body, guard
+                )
+        except TimeoutError:
+            result = _error(url, url, f"timed out after {timeout:g}s")
+        except FetchRefused as exc:
+            result = _error(url, url, f"refused: {exc}", transient=False)
+        except _TooLarge as exc:
+            result = _error(url, url, str(exc), transient=False)
+        except httpx.HTTPError as exc:
+            result = _error(url, url, describe_http_error(exc))
+        return _with_duration(result, time.perf_counter() - started)
+
+    async def _follow(
+        self,
+        url: str,
+        headers: dict[str, str],
+        timeout: float,
+        max_body: int,
+        guard: UrlGuard | None,
+    ) -> FetchResult:
+        current, visited = url, [url]
+        for _ in range(self.max_redirects + 1):
+            _check_scheme(current)
+            if guard is not None:
+                await guard(current)
+            async with self._slot(current):
+                request = self._client.build_request(
+                    "GET", current, headers=headers, timeout=timeout
+                )
+                response = await self._client.send(request, stream=True)
+                try:
+                    if response.is_redirect and "location" in response.headers:
+                        target = urljoin(current, response.headers["location"])
+                        if target in visited:
+                            return _error(url, current, f"redirect loop at {target}", False)
+                        visited.append(target)
+                        current = target
+                        continue
+                    return await self._finish(url, current, response, max_body)
+                finally:
+                    await response.aclose()
+        return _error(url, current, f"too many redirects (more than {self.max_redirects})", False)
+
+    def _slot(self, url: str) -> _Slot:
+        host = urlsplit(url).hostname or ""
+        sem = self._per_host.get(host)
+        if sem is None:
+            sem = self._per_host[host] = asyncio.Semaphore(self._per_host_limit)
+        return _Slot(self._global, sem)
+
+    async def _finish(
+        self, url: str, final_url: str, response: httpx.Response, max_body: int
+    ) -> FetchResult:
+        status = response.status_code
+        base = FetchResult(
+            url=url,
+            final_url=final_url,
+            status=FetchStatus.ERROR,
+            http_status=status,
+            content_type=response.headers.get("content-type"),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), self.clock.now()),
+        )
+        if status == 304:
+            return replace(base, status=FetchStatus.NOT_MODIFIED)
+        if status == 410:
+            message = "HTTP 410 Gone: the publisher has removed it"
+            return replace(base, status=FetchStatus.GONE, error=message, transient=False)
+        if status >= 400:
+            message = f"HTTP {status} {response.reason_phrase}".strip()
+            transient = status in (408, 425, 429) or status >= 500
+            return replace(base, error=message, transient=transient)
+        body = await _read_body(response, max_body)
+        return replace(
+            base,
+            status=FetchStatus.OK,
+            body=body,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            body_hash=hashlib.sha256(body).hexdigest(),
+        )
+
+
+class _Slot:
+    """Hold the global and the per-host semaphore together."""
+
+    def __init__(self, global_sem: asyncio.Semaphore, host_sem: asyncio.Semaphore) -> None:
+        self._global, self._host = global_sem, host_sem
+
+    async def __aenter__(self) -> None:
+        await self._host.acquire()
+        try:
+            await self._global.acquire()
+        except BaseException:
+            self._host.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._global.release()
+        self._host.release()
+
+
+async def _read_body(response: httpx.Response, max_body: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if (
+        declared.isdigit()
+        and int(declared) > max_body
+        and not response.headers.get("content-encoding")
+    ):
+        raise _TooLarge(f"response too large: {_mb(int(declared))} declared, limit {_mb(max_body)}")
+    decoder = _Decoder(response.headers.get("content-encoding", ""), max_body)
+    async for chunk in response.aiter_raw(_CHUNK):
+        decoder.feed(chunk)
+    return decoder.finish()
+
+
+class _Decoder:
+    """Decompress gzip/deflate incrementally, never producing more than the limit."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        encoding = encoding.strip().lower()
+        self._z: zlib._Decompress | None = None
+        if encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._z = zlib.decompressobj()
+
+    def feed(self, data: bytes) -> None:
+        if self._z is None:
+            self._add(data)
+            return
+        try:
+            while data:
+                out = self._z.decompress(data, self.limit - self.size + 1)
+                self._add(out)
+                data = self._z.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"bad compressed body: {exc}") from exc
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _TooLarge(f"response too large: more than {_mb(self.limit)}; cut off")
+        self.parts.append(data)
+
+    def finish(self) -> bytes:
+        if self._z is not None:
+            self._add(self._z.flush())
+        return b"".join(self.parts)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        if value.isdigit():
+            when = now + timedelta(seconds=int(value))
+        else:
+            when = parsedate_to_datetime(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(when, now + MAX_RETRY_AFTER)
+
+
+def describe_http_error(exc: httpx.HTTPError) -> str:
+    """Network errors in words a user understands."""
+    text = str(exc) or exc.__class__.__name__
+    lowered = text.lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        if (
+            "name or service not known" in lowered
+            or "nodename nor servname" in lowered
+            or ("name resolution" in lowered or "no address associated" in lowered)
+        ):
+            return "host not found (DNS lookup failed)"
+        if "refused" in lowered:
+            return "connection refused"
+        if "ssl" in lowered or "certificate" in lowered:
+            return f"TLS error: {text}"
+        return f"could not connect: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server broke the connection: {text}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"could not decode the response: {text}"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"bad URL: {text}"
+    return f"{exc.__class__.__name__}: {text}"
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchRefused(f"not an http(s) URL: {url[:100]}")
+
+
+def _error(url: str, final_url: str, message: str, transient: bool = True) -> FetchResult:
+    return FetchResult(
+        url=url, final_url=final_url, status=FetchStatus.ERROR, error=message, transient=transient
+    )
+
+
+def _with_duration(result: FetchResult, duration: float) -> FetchResult:
+    return replace(result, duration=duration)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 10**6:.1f} MB"

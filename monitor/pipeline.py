@@ -1,0 +1,390 @@
+"""The orchestrator: one poll of one feed, stage by stage.
+
+    schedule  is the feed due? (pure: monitor.schedule.skip_reason)
+    fetch     conditional GET of the feed (monitor.fetch)           -> FetchResult
+    parse     feedparser on the fetched bytes (monitor.parse)       -> ParsedFeed
+    identify  which entries are new / updated / already known       (pure: monitor.identify)
+    extract   fetch each new article page, extract text + metadata  -> Article
+              (trafilatura in a process pool, so the event loop never stalls)
+    match     which topics each new article matches, in memory      -> TopicMatch
+    cluster   which development it joins                            (inside the store's transaction)
+    store     item, sightings, matches, development, outbox: one transaction (monitor.store)
+    alert     the dispatcher sends what the outbox holds            (monitor.alert)
+
+Errors are data: a failing stage becomes the feed's recorded status; nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from monitor.clock import Clock
+from monitor.config import Config, Feed, compiled_query
+from monitor.extract import ExtractedPage, detect_language, extract_page
+from monitor.fetch import PAGE_ACCEPT, Fetcher
+from monitor.identify import classify_entries
+from monitor.match.percolate import Matcher, MatchDoc, TopicSpec
+from monitor.parse import FeedParseError, HtmlPage, parse_feed
+from monitor.records import Article, FeedEntry, FeedPoll, FetchResult, FetchStatus, ParsedFeed
+from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
+from monitor.store import FeedState, FeedStateUpdate, Store
+
+log = logging.getLogger("monitor.poll")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    feed: str
+    status: str  # ok, unchanged, error, gone, skipped
+    new: int = 0
+    updated: int = 0
+    duration: float = 0.0
+    error: str | None = None
+    skipped: Skip | None = None
+    used_url: str | None = None
+
+
+class Writer:
+    """The one writer: every database call of the daemon runs on this single thread, in order."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-writer")
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.store.close()
+
+
+class Extractor:
+    """Runs trafilatura off the event loop: a process pool, or threads when workers == 0."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        count = workers if workers is not None else (os.cpu_count() or 1)
+        self._pool: Executor = (
+            ProcessPoolExecutor(max_workers=count)
+            if count > 0
+            else ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitor-extract")
+        )
+
+    async def extract(self, html: bytes, url: str, content_type: str | None) -> ExtractedPage:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, extract_page, html, url, content_type)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def build_matcher(config: Config) -> Matcher:
+    specs = [
+        TopicSpec(t.name, compiled_query(t), tuple(t.languages) if t.languages else None)
+        for t in config.topics
+    ]
+    return Matcher(specs)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        writer: Writer,
+        fetcher: Fetcher,
+        extractor: Extractor,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.fetcher = fetcher
+        self.extractor = extractor
+        self.clock = clock
+        self.matcher = build_matcher(config)
+        self._article_slots = asyncio.Semaphore(config.fetch.article_concurrency)
+        self._feed_locks: dict[str, asyncio.Lock] = {}
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.matcher = build_matcher(config)
+
+    async def sync_feeds(self) -> None:
+        feeds = [(f.name, f.url, _config_hash(f)) for f in self.config.feeds]
+        await self.writer.call(self.writer.store.sync_feeds, feeds)
+
+    async def run_once(
+        self,
+        feeds: Sequence[Feed],
+        *,
+        ignore_backoff: bool = True,
+        on_done: Callable[[PollOutcome], None] | None = None,
+    ) -> list[PollOutcome]:
+        """Poll the given feeds concurrently (the fetcher's limits keep it polite)."""
+
+        async def one(feed: Feed) -> PollOutcome:
+            outcome = await self.poll(feed, ignore_backoff=ignore_backoff)
+            if on_done:
+                on_done(outcome)
+            return outcome
+
+        return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+    async def poll(self, feed: Feed, *, ignore_backoff: bool = False) -> PollOutcome:
+        """Poll one feed; never two polls of the same feed at once."""
+        lock = self._feed_locks.setdefault(feed.name, asyncio.Lock())
+        if lock.locked():
+            return PollOutcome(feed.name, "skipped", skipped=Skip.NOT_DUE)
+        async with lock:
+            try:
+                outcome = await self._poll(feed, ignore_backoff)
+            except Exception as exc:  # a bug must not stop the other feeds; record it
+                log.exception("poll of %s failed", feed.name)
+                outcome = await self._record_failure(feed, f"internal error: {exc!r}")
+        if outcome.status != "skipped":
+            _log_poll(outcome)
+        return outcome
+
+    async def _poll(self, feed: Feed, ignore_backoff: bool) -> PollOutcome:
+        now = self.clock.now()
+        state = await self.writer.call(self.writer.store.feed_state, feed.name)
+        if state is None:
+            await self.sync_feeds()
+            state = await self.writer.call(self.writer.store.feed_state, feed.name)
+            assert state is not None
+        reason = skip_reason(state.timing(_config_hash(feed)), now, ignore_backoff=ignore_backoff)
+        if reason is not None:
+            return PollOutcome(feed.name, "skipped", skipped=reason)
+        url = state.used_url or feed.url
+        result = await self.fetcher.fetch(
+            url,
+            timeout=self.config.feed_timeout(feed).total_seconds(),
+            etag=state.etag,
+            last_modified=state.last_modified,
+            headers=feed.headers,
+        )
+        if result.status in (FetchStatus.ERROR, FetchStatus.GONE):
+            return await self._record_fetch_error(feed, state, result)
+        if result.status is FetchStatus.NOT_MODIFIED or result.body_hash == state.body_hash:
+            return await self._record_unchanged(feed, state, result)
+        return await self._process_body(feed, state, result, url)
+
+    # ------------------------------------------------------------------ outcomes
+
+    async def _record_unchanged(
+        self, feed: Feed, state: FeedState, result: FetchResult
+    ) -> PollOutcome:
+        update = self._success_update(feed, state, result)
+        await self.writer.call(self.writer.store.record_feed_state, feed.name, update)
+        return PollOutcome(feed.name, "unchanged", duration=result.duration)
+
+    async def _record_fetch_error(
+        self, feed: Feed, state: FeedState, result: FetchResult
+    ) -> PollOutcome:
+        error = result.error or "unknown error"
+        update = self._failure_update(feed, state, error, result.retry_after)
+        if result.status is FetchStatus.GONE:
+            update = replace(update, status=FeedStatus.GONE)
+            error += "; polling stopped until this feed's config entry changes"
+            update = replace(update, error=error)
+        await self.writer.call(self.writer.store.record_feed_state, feed.name, update)
+        status = "gone" if result.status is FetchStatus.GONE else "error"
+        return PollOutcome(feed.name, status, duration=result.duration, error=error)
+
+    async def _record_failure(self, feed: Feed, error: str) -> PollOutcome:
+        state = await self.writer.call(self.writer.store.feed_state, feed.name)
+        if state is None:
+            return PollOutcome(feed.name, "error", error=error)
+        update = self._failure_update(feed, state, error, None)
+        await self.writer.call(self.writer.store.record_feed_state, feed.name, update)
+        return PollOutcome(feed.name, "error", error=error)
+
+    def _failure_update(
+        self, feed: Feed, state: FeedState, error: str, retry_after: datetime | None
+    ) -> FeedStateUpdate:
+        now = self.clock.now()
+        errors = state.error_count + 1
+        return FeedStateUpdate(
+            status=FeedStatus.ERROR,
+            last_fetch=now,
+            next_fetch=next_fetch_after(
+                now,
+                self.config.feed_interval(feed),
+                error_count=errors,
+                cap=self.config.fetch.backoff_max,
+                retry_after=retry_after,
+            ),
+            error_count=errors,
+            retry_after=retry_after,
+            error=error,
+        )
+
+    def _success_update(
+        self,
+        feed: Feed,
+        state: FeedState,
+        result: FetchResult,
+        parsed: ParsedFeed | None = None,
+        used_url: str | None = None,
+    ) -> FeedStateUpdate:
+        now = self.clock.now()
+        return FeedStateUpdate(
+            status=FeedStatus.OK,
+            last_fetch=now,
+            next_fetch=next_fetch_after(
+                now,
+                self.config.feed_interval(feed),
+                error_count=0,
+                cap=self.config.fetch.backoff_max,
+                retry_after=result.retry_after,
+            ),
+            error_count=0,
+            etag=result.etag or (state.etag if result.status is FetchStatus.NOT_MODIFIED else None),
+            last_modified=result.last_modified
+            or (state.last_modified if result.status is FetchStatus.NOT_MODIFIED else None),
+            body_hash=result.body_hash,
+            retry_after=result.retry_after,
+            used_url=used_url,
+            title=parsed.title if parsed else None,
+            site_url=parsed.site_url if parsed else None,
+            warning="; ".join(parsed.warnings)[:2000] if parsed and parsed.warnings else None,
+            success=True,
+        )
+
+    # ------------------------------------------------------------------ parse and ingest
+
+    async def _process_body(
+        self, feed: Feed, state: FeedState, result: FetchResult, url: str
+    ) -> PollOutcome:
+        try:
+            parsed, result, used_url = await self._parse_or_discover(feed, result, url)
+        except FeedParseError as exc:
+            return await self._record_fetch_error(
+                feed, state, replace(result, status=FetchStatus.ERROR, error=str(exc))
+            )
+        if isinstance(result, FetchResult) and result.status is not FetchStatus.OK:
+            return await self._record_fetch_error(feed, state, result)
+        keys = [e.key for e in parsed.entries]
+        known = await self.writer.call(self.writer.store.known_entries, keys)
+        new, updated, unchanged = classify_entries(parsed.entries, known)
+        articles = await asyncio.gather(*(self._article(feed, e) for e in new))
+        matches = self.matcher.match(
+            [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles]
+        )
+        poll = FeedPoll(
+            feed_name=feed.name,
+            fetch=result,
+            parsed=parsed,
+            new_articles=tuple(articles),
+            updated_entries=tuple(updated),
+            seen_entries=tuple(unchanged),
+            matches=matches,
+        )
+        update = self._success_update(feed, state, result, parsed, used_url)
+        counts = await self.writer.call(
+            self.writer.store.record_poll, feed.name, poll, update, self.clock.now()
+        )
+        return PollOutcome(
+            feed.name,
+            "ok",
+            new=counts.new,
+            updated=counts.updated,
+            duration=result.duration,
+            used_url=used_url,
+        )
+
+    async def _parse_or_discover(
+        self, feed: Feed, result: FetchResult, url: str
+    ) -> tuple[ParsedFeed, FetchResult, str | None]:
+        """Parse the body; when it is an HTML page, fetch the feed it links to and say so."""
+        parsed = await asyncio.to_thread(
+            parse_feed, result.body, url=result.final_url, content_type=result.content_type
+        )
+        if not isinstance(parsed, HtmlPage):
+            return parsed, result, (url if url != feed.url else None)
+        discovered = parsed.alternates[0]
+        log.info("feed=%s is an HTML page; using its feed %s", feed.name, discovered)
+        result = await self.fetcher.fetch(
+            discovered, timeout=self.config.feed_timeout(feed).total_seconds(), headers=feed.headers
+        )
+        if result.status is not FetchStatus.OK:
+            raise FeedParseError(f"discovered feed {discovered}: {result.error or result.status}")
+        found = await asyncio.to_thread(
+            parse_feed, result.body, url=result.final_url, content_type=result.content_type
+        )
+        if isinstance(found, HtmlPage):
+            raise FeedParseError(f"{discovered} (linked from the page) is not a feed either")
+        return replace(found, discovered_url=discovered), result, discovered
+
+    async def _article(self, feed: Feed, entry: FeedEntry) -> Article:
+        """Fetch and extract the entry's page; fall back to the feed's own text."""
+        if not feed.fetch_article or not entry.url:
+            return self._from_feed(entry, None)
+        async with self._article_slots:
+            page = await self.fetcher.fetch(
+                entry.url,
+                timeout=self.config.feed_timeout(feed).total_seconds(),
+                accept=PAGE_ACCEPT,
+                headers=feed.headers,
+            )
+            if page.status is not FetchStatus.OK:
+                return self._from_feed(entry, f"page: {page.error or page.status}")
+            extracted = await self.extractor.extract(page.body, page.final_url, page.content_type)
+        if not extracted.text.strip():
+            return self._from_feed(entry, extracted.error or "page: no article text found")
+        return Article(
+            entry=entry,
+            title=entry.title or extracted.title or "",
+            text=extracted.text,
+            text_source="page",
+            author=entry.author or extracted.author,
+            published=entry.published or extracted.published,
+            site_name=extracted.site_name,
+            language=extracted.language,
+            page_url=page.final_url,
+        )
+
+    def _from_feed(self, entry: FeedEntry, error: str | None) -> Article:
+        return Article(
+            entry=entry,
+            title=entry.title,
+            text=entry.summary,
+            text_source="feed",
+            author=entry.author,
+            published=entry.published,
+            site_name=None,
+            language=detect_language(f"{entry.title}\n{entry.summary}"),
+            page_url=None,
+            extract_error=error,
+        )
+
+
+def _config_hash(feed: Feed) -> str:
+    return feed_config_hash(feed.url, feed.headers, feed.fetch_article)
+
+
+def _log_poll(outcome: PollOutcome) -> None:
+    level = logging.WARNING if outcome.error else logging.INFO
+    fields = {
+        "feed": outcome.feed,
+        "status": outcome.status,
+        "new": outcome.new,
+        "updated": outcome.updated,
+        "duration": f"{outcome.duration:.3f}s",
+    }
+    if outcome.error:
+        fields["error"] = outcome.error
+    log.log(level, "poll %s", " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items()))
+
+
+def _logfmt(value: object) -> str:
+    text = str(value)
+    return f'"{text}"' if (" " in text or '"' in text or not text) else text

@@ -1,0 +1,394 @@
+"""SQLite storage through sqlite-utils: WAL, migrations, one transaction per feed poll.
+
+A `Store` is used from one thread at a time. The daemon owns one writer Store and calls it from a single
+worker thread, so writes are serialized; CLI commands open their own Store and read while it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.clock import parse_iso, utc_iso
+from monitor.records import Article, FeedEntry, FeedPoll, TopicMatch
+from monitor.schedule import FeedStatus, FeedTiming
+from monitor.store.schema import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A feed's stored polling state."""
+
+    id: int
+    name: str
+    url: str
+    config_hash: str | None
+    status: FeedStatus
+    used_url: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    last_fetch: datetime | None
+    next_fetch: datetime | None
+    retry_after: datetime | None
+    error_count: int
+    failing_since: datetime | None
+    last_error: str | None
+
+    def timing(self, config_hash: str | None = None) -> FeedTiming:
+        changed = config_hash is not None and config_hash != self.config_hash
+        return FeedTiming(self.status, self.next_fetch, self.retry_after, self.error_count, changed)
+
+
+@dataclass(frozen=True)
+class FeedStateUpdate:
+    """What a poll changes in a feed's state (decided by the pipeline, written here)."""
+
+    status: FeedStatus
+    last_fetch: datetime
+    next_fetch: datetime
+    error_count: int
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    retry_after: datetime | None = None
+    used_url: str | None = None
+    title: str | None = None
+    site_url: str | None = None
+    error: str | None = None
+    warning: str | None = None
+    success: bool = False
+
+
+@dataclass(frozen=True)
+class PollCounts:
+    new: int
+    updated: int
+    seen: int
+    new_item_ids: tuple[int, ...] = ()
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> Store:
+        path = Path(path)
+        if path != Path(":memory:"):
+            if not create and not path.exists():
+                raise StoreError(
+                    f"no database at {path} (run `monitor once` or `monitor run` first)"
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {path.parent}: {exc}") from exc
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn)
+            migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ----------------------------------------------------------------- feeds
+
+    def sync_feeds(self, feeds: Sequence[tuple[str, str, str]]) -> None:
+        """Make the feeds table know every configured (name, url, config_hash).
+
+        A feed whose config entry changed starts afresh (a `gone` feed is polled again).
+        """
+        with self.transaction():
+            for name, url, config_hash in feeds:
+                row = self.conn.execute(
+                    "SELECT id, config_hash FROM feeds WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None:
+                    self.conn.execute(
+                        "INSERT INTO feeds (name, url, config_hash) VALUES (?, ?, ?)",
+                        (name, url, config_hash),
+                    )
+                elif row["config_hash"] != config_hash:
+                    self.conn.execute(
+                        """UPDATE feeds SET url = ?, config_hash = ?, status = 'new', etag = NULL,
+                           last_modified = NULL, body_hash = NULL, used_url = NULL,
+                           next_fetch = NULL, retry_after = NULL, error_count = 0,
+                           failing_since = NULL WHERE id = ?""",
+                        (url, config_hash, row["id"]),
+                    )
+
+    def feed_state(self, name: str) -> FeedState | None:
+        row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
+        return _feed_state(row) if row else None
+
+    def feed_states(self) -> dict[str, FeedState]:
+        rows = self.conn.execute("SELECT * FROM feeds").fetchall()
+        return {row["name"]: _feed_state(row) for row in rows}
+
+    def feed_overview(self) -> list[dict[str, Any]]:
+        """Rows for `monitor feeds`: state plus the number of items each feed listed."""
+        rows = self.conn.execute(
+            """SELECT f.*, (SELECT count(*) FROM sightings s WHERE s.feed_id = f.id) AS items
+               FROM feeds f ORDER BY f.name"""
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    # ----------------------------------------------------------------- items
+
+    def known_entries(self, keys: Sequence[str]) -> dict[str, str]:
+        """Stored entry hash of each key that is already an item."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT key, entry_hash FROM items WHERE key IN ({marks})", chunk
+            ):
+                found[row["key"]] = row["entry_hash"] or ""
+        return found
+
+    def record_poll(
+        self, feed_name: str, poll: FeedPoll, update: FeedStateUpdate, now: datetime
+    ) -> PollCounts:
+        """Write one poll's items, sightings, updates, matches and feed state in one transaction."""
+        with self.transaction():
+            feed_id = self._feed_id(feed_name)
+            new_ids = tuple(self._insert_article(feed_id, a, now) for a in poll.new_articles)
+            for item_id, article in zip(new_ids, poll.new_articles, strict=True):
+                self._write_matches(item_id, poll.matches.get(article.entry.key, ()), now)
+            for entry in poll.updated_entries:
+                self._update_entry(feed_id, entry, now)
+            for entry in (*poll.updated_entries, *poll.seen_entries):
+                self._sight(feed_id, entry.key, now)
+            self._write_feed_state(feed_id, update)
+        return PollCounts(
+            len(poll.new_articles), len(poll.updated_entries), len(poll.seen_entries), new_ids
+        )
+
+    def record_feed_state(self, feed_name: str, update: FeedStateUpdate) -> None:
+        with self.transaction():
+            self._write_feed_state(self._feed_id(feed_name), update)
+
+    def _feed_id(self, name: str) -> int:
+        row = self.conn.execute("SELECT id FROM feeds WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown feed {name!r}")
+        return int(row["id"])
+
+    def _insert_article(self, feed_id: int, article: Article, now: datetime) -> int:
+        entry = article.entry
+        existing = self.conn.execute("SELECT id FROM items WHERE key = ?", (entry.key,)).fetchone()
+        if existing:  # listed by another feed in a concurrent poll: a sighting, not a new item
+            self._sight(feed_id, entry.key, now)
+            return int(existing["id"])
+        cursor = self.conn.execute(
+            """INSERT INTO items (key, url, guid, title, text, text_source, summary, author,
+               published, fetched, site_name, language, feed_id, entry_hash, page_url, extract_error)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                entry.key,
+                entry.url,
+                entry.guid,
+                article.title,
+                article.text,
+                article.text_source,
+                entry.summary,
+                article.author,
+                utc_iso(article.published),
+                utc_iso(now),
+                article.site_name,
+                article.language,
+                feed_id,
+                entry.entry_hash,
+                article.page_url,
+                article.extract_error,
+            ),
+        )
+        item_id = int(cursor.lastrowid or 0)
+        self.conn.execute(
+            "INSERT INTO sightings (item_id, feed_id, first_seen, last_seen) VALUES (?, ?, ?, ?)",
+            (item_id, feed_id, utc_iso(now), utc_iso(now)),
+        )
+        from monitor.match import archive
+
+        archive.index_item(self.conn, item_id, article.title, article.text, article.language)
+        return item_id
+
+    def _write_matches(self, item_id: int, matches: Sequence[TopicMatch], now: datetime) -> None:
+        for match in matches:
+            self.conn.execute(
+                """INSERT OR REPLACE INTO matches (item_id, topic, terms, snippet, score, matched_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (
+                    item_id,
+                    match.topic,
+                    json.dumps(list(match.terms), ensure_ascii=False),
+                    match.snippet,
+                    match.score,
+                    utc_iso(now),
+                ),
+            )
+
+    def _update_entry(self, feed_id: int, entry: FeedEntry, now: datetime) -> None:
+        row = self.conn.execute(
+            "SELECT id, text_source FROM items WHERE key = ?", (entry.key,)
+        ).fetchone()
+        if row is None:
+            return
+        # A page's extracted text stays; a feed-sourced text follows the feed's correction.
+        text_sql = ", text = :summary" if row["text_source"] == "feed" else ""
+        self.conn.execute(
+            f"""UPDATE items SET title = :title, summary = :summary, entry_hash = :hash,
+                updated = :now{text_sql} WHERE id = :id""",
+            {
+                "title": entry.title,
+                "summary": entry.summary,
+                "hash": entry.entry_hash,
+                "now": utc_iso(now),
+                "id": row["id"],
+            },
+        )
+        self.conn.execute(
+            "INSERT INTO item_updates (item_id, feed_id, at, title, entry_hash) VALUES (?,?,?,?,?)",
+            (row["id"], feed_id, utc_iso(now), entry.title, entry.entry_hash),
+        )
+
+    def _sight(self, feed_id: int, key: str, now: datetime) -> None:
+        self.conn.execute(
+            """INSERT INTO sightings (item_id, feed_id, first_seen, last_seen)
+               SELECT id, ?, ?, ? FROM items WHERE key = ?
+               ON CONFLICT (item_id, feed_id) DO UPDATE SET last_seen = excluded.last_seen""",
+            (feed_id, utc_iso(now), utc_iso(now), key),
+        )
+
+    def _write_feed_state(self, feed_id: int, u: FeedStateUpdate) -> None:
+        values: dict[str, Any] = {
+            "status": u.status.value,
+            "last_fetch": utc_iso(u.last_fetch),
+            "next_fetch": utc_iso(u.next_fetch),
+            "error_count": u.error_count,
+            "retry_after": utc_iso(u.retry_after),
+            "polls": None,
+        }
+        if u.success:
+            values.update(
+                last_success=utc_iso(u.last_fetch),
+                failing_since=None,
+                etag=u.etag,
+                last_modified=u.last_modified,
+            )
+            for key in ("body_hash", "used_url", "title", "site_url"):
+                if getattr(u, key) is not None:
+                    values[key] = getattr(u, key)
+            values["last_warning"] = u.warning
+        if u.error:
+            values.update(last_error=u.error, last_error_at=utc_iso(u.last_fetch))
+        sets = ", ".join("polls = polls + 1" if k == "polls" else f"{k} = :{k}" for k in values)
+        if u.error:
+            sets += ", failing_since = coalesce(failing_since, :last_fetch)"
+        self.conn.execute(f"UPDATE feeds SET {sets} WHERE id = :id", {**values, "id": feed_id})
+
+    # ----------------------------------------------------------------- reading
+
+    def recent_items(self, *, feed: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, params = "", []
+        if feed is not None:
+            where = "WHERE i.id IN (SELECT s.item_id FROM sightings s JOIN feeds f2 ON f2.id = "
+            where += "s.feed_id WHERE f2.name = ?)"
+            params.append(feed)
+        rows = self.conn.execute(
+            f"""SELECT i.*, f.name AS feed FROM items i LEFT JOIN feeds f ON f.id = i.feed_id
+                {where} ORDER BY i.fetched DESC, i.id DESC LIMIT ?""",
+            (*params, limit),
+        ).fetchall()
+        items = [dict(row) for row in rows]
+        self._attach(items)
+        return items
+
+    def _attach(self, items: list[dict[str, Any]]) -> None:
+        """Add `feeds` (all feeds that listed it) and `topics` (matched topics) to item rows."""
+        if not items:
+            return
+        ids = [item["id"] for item in items]
+        marks = ",".join("?" * len(ids))
+        feeds: dict[int, list[str]] = {}
+        for row in self.conn.execute(
+            f"""SELECT s.item_id, f.name FROM sightings s JOIN feeds f ON f.id = s.feed_id
+                WHERE s.item_id IN ({marks}) ORDER BY s.first_seen, f.name""",
+            ids,
+        ):
+            feeds.setdefault(row["item_id"], []).append(row["name"])
+        topics: dict[int, list[str]] = {}
+        for row in self.conn.execute(
+            f"SELECT item_id, topic FROM matches WHERE item_id IN ({marks}) ORDER BY topic", ids
+        ):
+            topics.setdefault(row["item_id"], []).append(row["topic"])
+        for item in items:
+            item["feeds"] = feeds.get(item["id"], [])
+            item["topics"] = topics.get(item["id"], [])
+
+    def count(self, table: str, where: str = "", params: Mapping[str, Any] | None = None) -> int:
+        sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        return int(self.conn.execute(sql, params or {}).fetchone()[0])
+
+
+def _feed_state(row: sqlite3.Row) -> FeedState:
+    return FeedState(
+        id=row["id"],
+        name=row["name"],
+        url=row["url"],
+        config_hash=row["config_hash"],
+        status=FeedStatus(row["status"]),
+        used_url=row["used_url"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        body_hash=row["body_hash"],
+        last_fetch=parse_iso(row["last_fetch"]),
+        next_fetch=parse_iso(row["next_fetch"]),
+        retry_after=parse_iso(row["retry_after"]),
+        error_count=row["error_count"],
+        failing_since=parse_iso(row["failing_since"]),
+        last_error=row["last_error"],
+    )

@@ -1,0 +1,128 @@
+"""Schema migrations, applied in order; `PRAGMA user_version` records how far a database is."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: executescript() would COMMIT the migration's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+
+
+def _v1_foundation(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            config_hash TEXT,
+            status TEXT NOT NULL DEFAULT 'new',
+            used_url TEXT,
+            title TEXT,
+            site_url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            last_fetch TEXT,
+            last_success TEXT,
+            next_fetch TEXT,
+            retry_after TEXT,
+            error_count INTEGER NOT NULL DEFAULT 0,
+            failing_since TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            last_warning TEXT,
+            polls INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            url TEXT,
+            guid TEXT,
+            title TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT '',
+            text_source TEXT NOT NULL DEFAULT 'feed',
+            summary TEXT NOT NULL DEFAULT '',
+            author TEXT,
+            published TEXT,
+            fetched TEXT NOT NULL,
+            updated TEXT,
+            site_name TEXT,
+            language TEXT,
+            feed_id INTEGER REFERENCES feeds(id),
+            entry_hash TEXT,
+            page_url TEXT,
+            extract_error TEXT
+        );
+        CREATE INDEX items_fetched ON items(fetched);
+        CREATE INDEX items_feed ON items(feed_id);
+        CREATE INDEX items_guid ON items(guid);
+        CREATE TABLE sightings (
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            feed_id INTEGER NOT NULL REFERENCES feeds(id),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (item_id, feed_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX sightings_feed ON sightings(feed_id);
+        CREATE TABLE item_updates (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            feed_id INTEGER REFERENCES feeds(id),
+            at TEXT NOT NULL,
+            title TEXT,
+            entry_hash TEXT
+        );
+        CREATE INDEX item_updates_item ON item_updates(item_id);
+        CREATE TABLE matches (
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            topic TEXT NOT NULL,
+            terms TEXT NOT NULL DEFAULT '[]',
+            snippet TEXT NOT NULL DEFAULT '',
+            score REAL NOT NULL DEFAULT 0,
+            matched_at TEXT NOT NULL,
+            PRIMARY KEY (item_id, topic)
+        ) WITHOUT ROWID;
+        CREATE INDEX matches_topic ON matches(topic, matched_at);
+        """,
+    )
+
+
+def _v2_archive_index(conn: sqlite3.Connection) -> None:
+    from monitor.match import archive
+
+    archive.ensure_schema(conn)
+
+
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; each step in its own transaction. Returns the new version."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database has schema version {version}, newer than this news-monitor "
+            f"({len(MIGRATIONS)}); upgrade news-monitor"
+        )
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, parse_config, parse_duration, parse_size
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """\
+database: ../state/monitor.db
+defaults: {interval: 15m, timeout: 20s}
+feeds:
+  - name: Moscow Times
+    url: https://example.org/rss/news
+    interval: 10m            # optional, overrides defaults
+channels:                    # name -> apprise URL (used by the alerts issue)
+  analyst-email: "mailto://..."
+topics:                      # used by the topics issue
+  - name: russia-dprk-military
+    query: 'russia AND "north korea"'
+    notify: [analyst-email]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "monitor.yaml") -> Path:
+    path = tmp_path / "config" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("conf.yaml"), env or {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_shape_is_accepted_and_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    config = load_config(path)
+    assert config.database == (tmp_path / "state" / "monitor.db").resolve()
+    feed = config.feeds[0]
+    assert config.feed_interval(feed) == timedelta(minutes=10)
+    assert config.feed_timeout(feed) == timedelta(seconds=20)
+    assert config.channels["analyst-email"].url == "mailto://..."
+    assert config.channels["analyst-email"].mode == "immediate"
+    assert config.topics[0].notify == ["analyst-email"]
+
+
+def test_shipped_example_config_is_valid() -> None:
+    config = load_config(ROOT / "config" / "monitor.yaml")
+    assert len(config.feeds) >= 6
+    assert {t.name for t in config.topics} >= {"russia-dprk-military", "kursk"}
+    assert config.channels == {}  # alert channels are commented out so it runs as shipped
+
+
+def test_every_problem_is_reported_at_once_with_file_line_and_key() -> None:
+    text = """\
+defaults:
+  interval: often
+feeds:
+  - name: A
+    url: ftp://example.org/feed
+  - name: A
+    url: https://example.org/b
+    intervall: 5m
+topics:
+  - name: t
+    notify: [nowhere]
+    query: x
+"""
+    found = problems(text)
+    assert "conf.yaml:2: defaults.interval: 'often' is not a duration (use e.g. 90s, 15m, 1h30m, 3d)" in found
+    assert any(p.startswith("conf.yaml:5: feeds[0].url:") and "not an http(s) URL" in p for p in found)
+    assert any(p.startswith("conf.yaml:8: feeds[1].intervall: unknown key") for p in found)
+    assert len(found) == 3  # cross-checks run only once the shape is valid
+
+
+def test_cross_checks_name_line_and_key() -> None:
+    text = """\
+feeds:
+  - {name: A, url: "https://a.example/feed"}
+  - {name: A, url: "https://b.example/feed"}
+topics:
+  - name: t
+    query: x
+    notify: [nowhere]
+"""
+    found = problems(text)
+    assert "conf.yaml:3: feeds[1].name: another feed is already named 'A'" in found
+    assert "conf.yaml:7: topics[0].notify[0]: no channel named 'nowhere'" in found
+
+
+def test_env_substitution_with_defaults_and_errors() -> None:
+    text = """\
+channels:
+  mail: "mailtos://bob:${SMTP_PASSWORD}@mail.example.org"
+  chat: "ntfy://ntfy.example/${TOPIC:-news}"
+"""
+    config = parse_config(text, Path("c.yaml"), {"SMTP_PASSWORD": "hunter2-secret"})
+    assert config.channels["mail"].url == "mailtos://bob:hunter2-secret@mail.example.org"
+    assert config.channels["chat"].url == "ntfy://ntfy.example/news"
+    masked = config.mask(f"sending to {config.channels['mail'].url}")
+    assert "hunter2" not in masked and "***" in masked
+    found = problems("feeds:\n  - name: x\n    url: ${FEED_URL}\n")
+    assert found == [
+        "conf.yaml:3: feeds[0].url: environment variable FEED_URL is not set "
+        "(write ${FEED_URL:-default} to allow that)"
+    ]
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    found = problems("feeds:\n  - name: [unclosed\n")
+    assert len(found) == 1 and found[0].startswith("conf.yaml:") and "YAML syntax" in found[0]
+
+
+def test_topic_needs_exactly_one_form() -> None:
+    found = problems("topics:\n  - name: t\n    query: a\n    all: [[b]]\n")
+    assert any("either `query:` or the list form" in p for p in found)
+    found = problems("topics:\n  - name: t\n")
+    assert any("needs a `query:`" in p for p in found)
+
+
+def test_channel_object_form_and_digest_schedule() -> None:
+    text = """\
+channels:
+  d: {url: "json://localhost", mode: digest, schedule: "0 8 * * *", timezone: Europe/Berlin}
+  bad: {url: "json://localhost", mode: digest}
+  tz: {url: "json://localhost", timezone: Mars/Olympus}
+"""
+    found = problems(text)
+    assert any(p.startswith("conf.yaml:3: channels.bad:") and "cron" in p for p in found)
+    assert any(p.startswith("conf.yaml:4: channels.tz.timezone:") for p in found)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.yaml")
+    assert "file not found" in str(caught.value)
+
+
+def test_config_found_via_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, MINIMAL, "other.yaml")
+    monkeypatch.setenv("MONITOR_CONFIG", str(path))
+    assert load_config(None).path == path
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15m", 900), ("20s", 20), ("1h30m", 5400), ("3d", 259200), (90, 90), ("1w", 604800)],
+)
+def test_durations(text: str | int, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_bad_durations_and_sizes() -> None:
+    for bad in ("soon", "15x", "m15", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_size("10MB") == 10_000_000
+    assert parse_size("512KiB") == 524288
+    with pytest.raises(ValueError):
+        parse_size("lots")
