@@ -11,6 +11,7 @@ removes parameters such as ``gallery``, ``ref…``, ``session`` or ``*_source``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -95,10 +96,8 @@ def _canonical_netloc(scheme: str, netloc: str) -> str | None:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         return None
-    try:
+    with contextlib.suppress(UnicodeError):  # hosts IDNA refuses stay as they are
         host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass  # leave hosts the IDNA codec refuses as they are (lowercased)
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     port = parts.port

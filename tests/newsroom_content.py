@@ -252,12 +252,12 @@ _FIRST = {
     "en": ["Maria", "James", "Aisha", "Tomas", "Priya", "Daniel", "Elena", "Kwame", "Sofia", "Liam"],
     "ru": ["Анна", "Дмитрий", "Ольга", "Сергей", "Мария", "Алексей", "Наталья", "Игорь"],
     "ko": ["김", "이", "박", "최", "정", "강", "조", "윤"],
-}
+}  # fmt: skip
 _LAST = {
     "en": ["Novak", "Okafor", "Lindqvist", "Moreau", "Hartmann", "Silva", "Tanaka", "Byrne"],
     "ru": ["Петрова", "Соколов", "Кузнецова", "Морозов", "Волкова", "Лебедев", "Зайцева"],
     "ko": ["민준", "서연", "지호", "하은", "도윤", "수아", "예준", "지우"],
-}
+}  # fmt: skip
 _SENTENCES = {
     "en": [
         "{Org} in {place} said on {day} that {topic} would cost about {n} million euros, "
@@ -330,36 +330,40 @@ _COMMENTS = {
            "왜 매번 같은 컨설턴트를 고용하는지 누가 설명 좀 해주세요."],
 }  # fmt: skip
 _SITE_NAMES = {"en": "The Daily Ledger", "ru": "Вечерний вестник", "ko": "한빛일보"}
-_CHROME = {
+_NAV = {
+    "en": ["Home", "World", "Politics", "Business", "Technology", "Sport", "Opinion"],
+    "ru": ["Главная", "Мир", "Политика", "Экономика", "Технологии", "Спорт", "Мнения"],
+    "ko": ["홈", "국제", "정치", "경제", "IT", "스포츠", "오피니언"],
+}
+_FOOTER = {
+    "en": ["About us", "Contact", "Advertise", "Privacy policy", "Terms of use"],
+    "ru": ["О нас", "Контакты", "Реклама", "Конфиденциальность", "Условия"],
+    "ko": ["회사 소개", "문의", "광고", "개인정보처리방침", "이용약관"],
+}
+_CHROME: dict[str, dict[str, str]] = {
     "en": {
-        "nav": ["Home", "World", "Politics", "Business", "Technology", "Sport", "Opinion"],
         "cookie": "We use cookies to personalise content and ads and to analyse our traffic. "
         "By clicking Accept you agree to our use of cookies.",
         "accept": "Accept all", "settings": "Cookie settings", "related": "Related stories",
         "most_read": "Most read", "comments": "Comments", "share": "Share this article",
         "newsletter": "Get our morning briefing in your inbox.", "subscribe": "Subscribe",
         "rights": "All rights reserved.", "by": "By",
-        "footer": ["About us", "Contact", "Advertise", "Privacy policy", "Terms of use"],
     },
     "ru": {
-        "nav": ["Главная", "Мир", "Политика", "Экономика", "Технологии", "Спорт", "Мнения"],
         "cookie": "Мы используем файлы cookie, чтобы персонализировать контент и рекламу. "
         "Нажимая «Принять», вы соглашаетесь с их использованием.",
         "accept": "Принять", "settings": "Настройки cookie", "related": "Читайте также",
         "most_read": "Самое читаемое", "comments": "Комментарии", "share": "Поделиться",
         "newsletter": "Утренняя рассылка главных новостей.", "subscribe": "Подписаться",
         "rights": "Все права защищены.", "by": "Автор:",
-        "footer": ["О нас", "Контакты", "Реклама", "Конфиденциальность", "Условия"],
     },
     "ko": {
-        "nav": ["홈", "국제", "정치", "경제", "IT", "스포츠", "오피니언"],
         "cookie": "본 사이트는 맞춤형 콘텐츠와 광고를 위해 쿠키를 사용합니다. "
         "동의를 누르면 쿠키 사용에 동의하는 것으로 간주됩니다.",
         "accept": "모두 동의", "settings": "쿠키 설정", "related": "관련 기사",
         "most_read": "많이 본 뉴스", "comments": "댓글", "share": "기사 공유",
         "newsletter": "아침 뉴스레터를 받아보세요.", "subscribe": "구독",
         "rights": "무단 전재 및 재배포 금지.", "by": "기자",
-        "footer": ["회사 소개", "문의", "광고", "개인정보처리방침", "이용약관"],
     },
 }  # fmt: skip
 
@@ -438,7 +442,6 @@ def make_story(
     slots = _slots(rng, lang)  # one person/place/topic per story, so paragraphs hang together
     if paragraphs is None:
         paragraphs = _paragraphs(rng, lang, slots)
-    chrome = _CHROME[lang]
     return Story(
         slug=f"story-{seed}",
         lang=lang,
@@ -447,7 +450,7 @@ def make_story(
         author=author if author is not None else slots["Person"],
         published=published or datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=seed % 500),
         site_name=site_name or _SITE_NAMES[lang],
-        section=rng.choice(chrome["nav"][1:]),
+        section=rng.choice(_NAV[lang][1:]),
         comments=tuple(rng.sample(_COMMENTS[lang], 3)),
         related=tuple(make_title(seed * 7 + i + 1, lang) for i in range(4)),
     )
@@ -476,7 +479,9 @@ def render_article(story: Story, url: str) -> str:
         "inLanguage": story.lang,
         "mainEntityOfPage": url,
     }
-    nav = "".join(f'<li><a href="/section/{i}">{e(n)}</a></li>' for i, n in enumerate(c["nav"]))
+    nav = "".join(
+        f'<li><a href="/section/{i}">{e(n)}</a></li>' for i, n in enumerate(_NAV[story.lang])
+    )
     paragraphs = "\n".join(f"<p>{e(p)}</p>" for p in story.paragraphs)
     related = "".join(
         f'<li><a href="/related/{i}">{e(t)}</a></li>' for i, t in enumerate(story.related)
@@ -489,7 +494,7 @@ def render_article(story: Story, url: str) -> str:
         f'<p class="comment-body">{e(text)}</p></div>'
         for i, text in enumerate(story.comments)
     )
-    footer = "".join(f'<a href="/about/{i}">{e(t)}</a> ' for i, t in enumerate(c["footer"]))
+    footer = "".join(f'<a href="/about/{i}">{e(t)}</a> ' for i, t in enumerate(_FOOTER[story.lang]))
     date = _iso(story.published)
     return f"""<!DOCTYPE html>
 <html lang="{story.lang}"><head><meta charset="utf-8">
@@ -512,7 +517,7 @@ def render_article(story: Story, url: str) -> str:
 <div class="ad-slot">Advertisement</div>
 <main><div class="layout">
 <article class="story">
-<div class="breadcrumbs"><a href="/">{e(c["nav"][0])}</a> / <a href="/section">{e(story.section)}</a></div>
+<div class="breadcrumbs"><a href="/">{e(_NAV[story.lang][0])}</a> / <a href="/section">{e(story.section)}</a></div>
 <h1>{e(story.title)}</h1>
 <div class="byline">{e(c["by"])} <a rel="author" href="/authors/1">{e(story.author)}</a>
 <time datetime="{date}">{story.published.strftime("%Y-%m-%d %H:%M")}</time></div>

@@ -29,6 +29,8 @@ from monitor.match.normalise import FTS5_TOKENIZE, QueryTokenForm, query_forms
 COLUMNS = ("title", "body")
 _COLUMN_ALIASES = {"title": "title", "body": "body", "text": "body"}
 DEFAULT_NEAR = 10
+MAX_NEAR = 100_000
+MAX_DEPTH = 40
 
 
 class QueryError(ValueError):
@@ -187,6 +189,7 @@ class _Parser:
         self.query = query
         self.toks = _lex(query)
         self.i = 0
+        self.depth = 0
 
     # helpers
     def peek(self) -> _Tok:
@@ -274,7 +277,11 @@ class _Parser:
             self.take()
             if self.peek().kind == ")":
                 raise self.error("empty parentheses")
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"parentheses nested more than {MAX_DEPTH} deep", tok)
             node = self.or_expr(cols)
+            self.depth -= 1
             if self.peek().kind != ")":
                 raise self.error(
                     f"expected ')' to close the '(' at character {tok.pos}, "
@@ -342,6 +349,8 @@ class _Parser:
                     f"NEAR distance must be a whole number, found {_describe(num)}"
                 )
             distance = int(self.take().text)
+            if distance > MAX_NEAR:
+                raise self.error(f"NEAR distance must be at most {MAX_NEAR}", num)
         if self.peek().kind != ")":
             raise self.error(
                 "NEAR takes terms and an optional distance: NEAR(a b, 10); "

@@ -105,14 +105,58 @@ def _v2_archive_index(conn: sqlite3.Connection) -> None:
     archive.ensure_schema(conn)
 
 
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index]
+def _v3_developments(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE developments (
+            id INTEGER PRIMARY KEY,
+            topic TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            first_item_id INTEGER REFERENCES items(id),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            items INTEGER NOT NULL DEFAULT 1,
+            alerts INTEGER NOT NULL DEFAULT 0,  -- how many alerts it made: the next one's revision
+            merged_into INTEGER REFERENCES developments(id),
+            merged_at TEXT
+        );
+        CREATE INDEX developments_topic ON developments(topic, last_seen);
+        CREATE TABLE development_items (
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            topic TEXT NOT NULL,
+            development_id INTEGER NOT NULL REFERENCES developments(id),
+            relation TEXT NOT NULL,  -- first, report, duplicate
+            duplicate_of INTEGER REFERENCES items(id),
+            score REAL NOT NULL DEFAULT 0,
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (item_id, topic)
+        ) WITHOUT ROWID;
+        CREATE INDEX development_items_dev ON development_items(development_id);
+        CREATE TABLE item_features (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id),
+            features TEXT NOT NULL
+        );
+        CREATE TABLE corpus_terms (
+            term TEXT PRIMARY KEY,
+            df INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE kv (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index, _v3_developments]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to date; each step in its own transaction. Returns the new version."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise sqlite3.DatabaseError(
             f"the database has schema version {version}, newer than this news-monitor "
             f"({len(MIGRATIONS)}); upgrade news-monitor"
         )

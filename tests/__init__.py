@@ -1,0 +1,1 @@
+"""news-monitor tests (a package, so helpers import as tests.newsroom)."""
