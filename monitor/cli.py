@@ -263,8 +263,13 @@ def _ago(value: str | None) -> str:
     seconds = (when - SystemClock().now()).total_seconds()
     span = abs(seconds)
     text = (
-        f"{span:.0f}s" if span < 90 else f"{span / 60:.0f}m" if span < 5400 else
-        f"{span / 3600:.1f}h" if span < 172800 else f"{span / 86400:.0f}d"
+        f"{span:.0f}s"
+        if span < 90
+        else f"{span / 60:.0f}m"
+        if span < 5400
+        else f"{span / 3600:.1f}h"
+        if span < 172800
+        else f"{span / 86400:.0f}d"
     )
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
@@ -287,8 +292,13 @@ def items(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            str(row["id"]), row["fetched"], row["feed"] or "", row["title"], row["language"] or "",
-            f"{row['text_source']} {len(row['text'])}c", ", ".join(row["topics"]),
+            str(row["id"]),
+            row["fetched"],
+            row["feed"] or "",
+            row["title"],
+            row["language"] or "",
+            f"{row['text_source']} {len(row['text'])}c",
+            ", ".join(row["topics"]),
         )
     out.print(table)
 
@@ -336,3 +346,110 @@ def import_opml(
 
 def iso(value: Any) -> str | None:
     return utc_iso(value) if value is not None else None
+
+
+# --------------------------------------------------------------------------- alerts
+
+alerts_app = typer.Typer(
+    help="The alert outbox: list alerts, retry failed ones, test a channel.",
+    no_args_is_help=False,
+)
+app.add_typer(alerts_app, name="alerts")
+ALERT_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="Only alerts with this status: pending, sent or failed.")
+    ] = None,
+    channel: Annotated[str | None, typer.Option(help="Only alerts to this channel.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many (newest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
+) -> None:
+    """List alerts, newest first (`monitor alerts retry` and `monitor alerts test` below)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if status is not None and status not in ALERT_STATUSES:
+        raise typer.BadParameter(f"use one of {', '.join(ALERT_STATUSES)}", param_hint="--status")
+    from monitor.alert import outbox
+
+    config = get_config()
+    with open_store(config, create=True) as store:
+        rows = outbox.list_rows(store.conn, status=status, channel=channel, limit=limit)
+        totals = outbox.counts(store.conn)
+    if as_json:
+        print_json([{**row.as_json(), "last_error": config.mask(row.last_error or "") or None}
+                    for row in rows])  # fmt: skip
+        return
+    summary = ", ".join(f"{count} {name}" for name, count in totals.items())
+    table = Table(title=f"{len(rows)} alerts shown (outbox: {summary})")
+    for column in ("id", "created", "channel", "kind", "status", "tries", "next / sent", "topics",
+                   "title", "last error"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        when = row.sent_at if row.status == "sent" else row.next_attempt_at
+        table.add_row(
+            str(row.id),
+            utc_iso(row.created_at) or "",
+            row.channel,
+            row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
+            _alert_status_style(row.status),
+            str(row.attempts),
+            "-" if row.status == "failed" else (utc_iso(when) or ""),
+            ", ".join(row.topics),
+            row.as_json()["title"],
+            config.mask(row.last_error or ""),
+        )
+    out.print(table)
+
+
+def _alert_status_style(status: str) -> str:
+    colour = {"sent": "green", "failed": "red", "sending": "yellow"}.get(status)
+    return f"[{colour}]{status}[/{colour}]" if colour else status
+
+
+@alerts_app.command("retry")
+def alerts_retry(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Alert ids (default: every failed alert).")
+    ] = None,
+) -> None:
+    """Put failed alerts back in the queue; the daemon or the next `monitor once` sends them."""
+    from monitor.alert import outbox
+
+    config = get_config()
+    with open_store(config, create=True) as store:
+        count = outbox.retry_failed(store.conn, SystemClock().now(), ids or None)
+    out.print(f"{count} failed alert{'s' if count != 1 else ''} queued again")
+
+
+@alerts_app.command("test")
+def alerts_test(
+    channel: Annotated[str, typer.Argument(help="A channel name from the config.")],
+) -> None:
+    """Send a sample alert to CHANNEL and report what it answered (exit 1 when it failed)."""
+    from monitor.alert.dispatch import Dispatcher
+
+    config = get_config()
+    setup_logging(config)
+    if channel not in config.channels:
+        known = ", ".join(config.channels) or "none configured"
+        fail(f"no channel named {channel!r} (channels: {known})", EXIT_CONFIG)
+
+    async def send() -> Any:
+        dispatcher = Dispatcher(config, config.database)
+        try:
+            return await dispatcher.send_test(channel)
+        finally:
+            await dispatcher.aclose()
+
+    try:
+        result = asyncio.run(send())
+    except StoreError as exc:
+        fail(str(exc))
+    url = config.mask(config.channels[channel].url)
+    if not result.ok:
+        fail(f"{channel} ({url}) did not take the test alert: {result.detail}")
+    out.print(f"sent a test alert to {channel} ({url}): {result.detail}", markup=False)

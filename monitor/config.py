@@ -144,6 +144,9 @@ class Channel(_Model):
     timezone: str = "UTC"
     format: Literal["text", "markdown", "html"] = "text"
     template: str | None = None
+    # Delivery: a channel that is down keeps its alerts pending, retried with back-off, this long.
+    retry_for: Duration = timedelta(hours=24)
+    timeout: Duration = timedelta(seconds=30)  # bound on one send
 
     @field_validator("timezone")
     @classmethod
@@ -204,6 +207,7 @@ class Topic(_Model):
 class Health(_Model):
     notify: list[str] = Field(default_factory=list)
     feed_failing_after: Duration = timedelta(hours=24)
+    channel_failing_after: Duration = timedelta(hours=1)
 
 
 class Retention(_Model):

@@ -16,6 +16,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.alert.dispatch import AlertService
 from monitor.clock import Clock, SystemClock, parse_iso, utc_iso
 from monitor.config import Config, Feed
 from monitor.pipeline import Pipeline
@@ -33,6 +34,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
         self._pipeline: Pipeline | None = None
+        self._alerts: AlertService | None = None
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -48,18 +50,27 @@ class Daemon:
             self._pipeline = pipeline
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             self._schedule_feeds(scheduler, pipeline)
+            alerts = self._alerts = AlertService(self.config, self.config.database, self.clock)
+            alerts.schedule(scheduler)
             scheduler.add_job(
-                self._heartbeat, IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()),
-                id="heartbeat", next_run_time=self.clock.now(),
+                self._heartbeat,
+                IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()),
+                id="heartbeat",
+                next_run_time=self.clock.now(),
             )
             scheduler.start()
             enabled = sum(1 for f in self.config.feeds if f.enabled)
-            log.info("started: %d feeds, %d topics, database %s",
-                     enabled, len(self.config.topics), self.config.database)
+            log.info(
+                "started: %d feeds, %d topics, database %s",
+                enabled,
+                len(self.config.topics),
+                self.config.database,
+            )
             await self.stopping.wait()
             log.info("stopping: letting in-flight work finish")
             scheduler.shutdown(wait=False)
             await self._finish_tasks()
+            await alerts.aclose()
         log.info("stopped")
 
     def _schedule_feeds(self, scheduler: AsyncIOScheduler, pipeline: Pipeline) -> None:
@@ -87,7 +98,9 @@ class Daemon:
             self._tasks.add(task)  # type: ignore[arg-type]
         try:
             assert self._pipeline is not None
-            await self._pipeline.poll(feed)
+            outcome = await self._pipeline.poll(feed)
+            if outcome.new and self._alerts is not None:
+                self._alerts.kick()  # new items may have queued alerts: send them now
         finally:
             if task is not None:
                 self._tasks.discard(task)  # type: ignore[arg-type]

@@ -4,7 +4,8 @@ Identity (``key``): the canonical link when the entry has a usable http(s)
 link to an article, else ``guid:<guid>``, else ``hash:<sha1 of title+text>``.
 An item is one article keyed by its URL, so the same article listed by two
 feeds gets the same key; a link to a site's home page or to the feed itself
-names no article and is not used as a key.
+names no article and is not used as a key. When there is a link, ``key ==
+url``; the URL keeps the anchor of a post on a multi-post page (see urls).
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ class RawFeed:
     site_url: str | None
     entries: Sequence[RawEntry]
     warnings: Sequence[str] = field(default=())
+    not_articles: Sequence[str] = field(default=())  # e.g. the feed's rel="self" URL
 
 
 def build_parsed_feed(raw: RawFeed, feed_url: str) -> ParsedFeed:
     """Decide every entry's identity; keep the first of entries sharing a key."""
-    not_articles = frozenset(
-        u for u in (canonical_url(feed_url), canonical_url(raw.site_url)) if u is not None
-    )
+    pages = (feed_url, raw.site_url, *raw.not_articles)
+    not_articles = frozenset(u for u in map(canonical_url, pages) if u is not None)
     warnings = list(raw.warnings)
     entries: list[FeedEntry] = []
     seen: set[str] = set()
@@ -70,7 +71,7 @@ def build_parsed_feed(raw: RawFeed, feed_url: str) -> ParsedFeed:
 
 def build_entry(item: RawEntry, not_articles: frozenset[str] = frozenset()) -> FeedEntry:
     link = item.links[0] if item.links else None
-    url = canonical_url(link)
+    url = canonical_url(link, keep_anchor=True)
     if url is not None and not is_article_url(url, not_articles):
         url = None  # a home page would be fetched and stored as if it were the article
     summary = max(item.texts, key=len, default="")
@@ -99,7 +100,7 @@ def build_entry(item: RawEntry, not_articles: frozenset[str] = frozenset()) -> F
 def is_article_url(url: str, not_articles: frozenset[str] = frozenset()) -> bool:
     """False for a site's root page and for the given non-article URLs (feed, site)."""
     parts = urlsplit(url)
-    if parts.path in ("", "/") and not parts.query:
+    if parts.path in ("", "/") and not parts.query and not parts.fragment:
         return False
     return url not in not_articles
 

@@ -15,16 +15,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import charset_normalizer
 import trafilatura
+from htmldate import find_date
 from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.metadata import (
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+)
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 MAX_HTML_BYTES = 5_000_000  # trafilatura's cost grows with the page; real articles are far smaller
-LANGID_CHARS = 3000  # enough text for a confident guess, cheap to classify
+# Real article pages have a few thousand elements; trafilatura needs ~0.1 ms per element, worse
+# than linear on some layouts, so a page is cut to its first MAX_ELEMENTS (the article comes early).
+MAX_ELEMENTS = 20_000
+MAX_TEXT_CHARS = 300_000  # several times a long read; anything longer is not one article
+MIN_TEXT_CHARS = 20  # less is a caption or a button, not an article: better use the feed's text
+LANGID_CHARS = 1000  # plenty for a confident guess; the classifier is pure Python
 MIN_LANGID_CHARS = 40  # below this the classifier guesses; trust <html lang> instead
 MIN_LANGID_CONFIDENCE = 0.5
 CHARSET_SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML spec says 1024; be lenient)
@@ -35,7 +49,11 @@ _NOT_HTML = re.compile(r"^(image|audio|video|font)/|^application/(pdf|zip|gzip|o
 _CONTROL_BYTES = bytes(range(9)) + bytes(range(14, 32))
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
-_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 # Browsers read these labels as windows-1252, a superset that maps 0x80-0x9F to characters.
 _LATIN1_LABELS = {"iso-8859-1", "latin-1", "latin1", "ascii", "us-ascii", "iso8859-1", "l1"}
 _WORD = re.compile(r"\w+")
@@ -80,8 +98,8 @@ def extract_page(html: bytes, url: str, content_type: str | None = None) -> Extr
         return _failed(f"extraction failed: {type(exc).__name__}: {exc}"[:200])
 
 
-def _failed(reason: str, title: str | None = None) -> ExtractedPage:
-    return ExtractedPage(title, "", None, None, None, None, reason)
+def _failed(reason: str) -> ExtractedPage:
+    return ExtractedPage(None, "", None, None, None, None, reason)
 
 
 def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
@@ -91,41 +109,42 @@ def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
     tree = load_html(decode_html(html[:MAX_HTML_BYTES], content_type))
     if tree is None or len(tree) == 0:
         return _failed("not an HTML page")
-    published = _published(tree)
-    html_lang = _html_lang(tree)
-    doc = _trafilatura(tree, url, favor_precision=True)
-    if doc is None or not doc.text:
-        # Precision mode can prune everything off an unusual layout; the balanced mode may not.
-        doc = _trafilatura(tree, url, favor_precision=False) or doc
-    if doc is None:
-        return _failed("no article text found")
-    title = _clean(doc.title)
-    text = _strip_title_line((doc.text or "").strip(), title)
-    if published is None:
-        published = _parse_date(doc.date)
+    _truncate(tree, MAX_ELEMENTS)
+    meta = _metadata(tree, url)
+    text = _cap(_strip_title_line(_main_text(tree, url), meta.title), MAX_TEXT_CHARS)
+    error = None
+    if len(text) < MIN_TEXT_CHARS:
+        error = f"too little text ({len(text)} characters)" if text else "no article text found"
+        text = ""
     return ExtractedPage(
-        title=title,
+        title=meta.title,
         text=text,
-        author=_clean(doc.author),
-        published=published,
-        site_name=_clean(doc.sitename),
-        language=detect_language(text, html_lang),
-        error=None if text else "no article text found",
+        author=meta.author,
+        published=_published(tree) or _htmldate(tree, url),
+        site_name=meta.site_name,
+        language=detect_language(text, _html_lang(tree)),
+        error=error,
     )
 
 
-def _trafilatura(tree: HtmlElement, url: str, *, favor_precision: bool) -> Document | None:
+def _main_text(tree: HtmlElement, url: str) -> str:
+    # Measured on real pages: precision mode has the best F1 of trafilatura's modes (see
+    # bench/extraction.py), and leftover chrome is what makes topics match the wrong articles.
+    text = _trafilatura_text(tree, url, favor_precision=True)
+    if not text:
+        # Precision mode can prune everything off an unusual layout; the balanced mode may not.
+        text = _trafilatura_text(tree, url, favor_precision=False)
+    return text.strip()
+
+
+def _trafilatura_text(tree: HtmlElement, url: str, *, favor_precision: bool) -> str:
     doc = trafilatura.bare_extraction(
-        tree,  # bare_extraction works on a copy, so the tree can be reused
+        tree,  # bare_extraction works on a copy, so the tree stays intact for the rest
         url=url or None,
-        with_metadata=True,
         include_comments=False,
-        # Measured on real pages: the best F1 of trafilatura's modes, and chrome hurts matching.
         favor_precision=favor_precision,
-        # The page's own date tags are read first (see _published); skip htmldate's deep scan.
-        date_extraction_params={"original_date": True, "extensive_search": False},
     )
-    return doc if isinstance(doc, Document) else None
+    return (doc.text or "") if isinstance(doc, Document) else ""
 
 
 def _refuse(html: bytes, content_type: str | None) -> str | None:
@@ -149,6 +168,31 @@ def _looks_binary(head: bytes) -> bool:
     return controls > len(head) * 0.05
 
 
+def _truncate(tree: HtmlElement, limit: int) -> None:
+    """Keep only the first ``limit`` elements of the tree, in document order."""
+    last = None
+    for count, element in enumerate(tree.iter()):
+        if count >= limit:
+            last = element
+            break
+    if last is None:
+        return
+    for child in list(last):
+        last.remove(child)
+    node: HtmlElement = last
+    while (parent := node.getparent()) is not None:
+        for sibling in list(node.itersiblings()):
+            parent.remove(sibling)
+        node = parent
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit)
+    return text[: cut if cut > 0 else limit]
+
+
 # --- charset -------------------------------------------------------------------------------
 
 
@@ -159,9 +203,9 @@ def decode_html(html: bytes, content_type: str | None = None) -> str:
     ISO-8859-1 header is the commonest mislabelling, and real text in a legacy charset is
     practically never valid UTF-8 by accident.
     """
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), *_UTF16_BOMS):
+    for bom, bom_codec in _BOMS:
         if html.startswith(bom):
-            return html[len(bom) :].decode(codec, errors="replace")
+            return html[len(bom) :].decode(bom_codec, errors="replace")
     for declared in (_http_charset(content_type), _meta_charset(html)):
         codec = _codec(declared)
         if codec is None:
@@ -222,6 +266,45 @@ def _detect_and_decode(html: bytes) -> str:
 
 
 # --- metadata -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Meta:
+    title: str | None
+    author: str | None
+    site_name: str | None
+
+
+def _metadata(tree: HtmlElement, url: str) -> _Meta:
+    """Title, author and site name with trafilatura's own readers of meta tags and JSON-LD.
+
+    Not ``trafilatura.extract_metadata``: that also collects categories, tags and the licence
+    and runs htmldate, a third of trafilatura's time per page, for fields we do not keep.
+    """
+    doc = examine_meta(tree)
+    if doc.author and " " not in doc.author:
+        doc.author = None  # as trafilatura does: a single word is usually a handle, not a name
+    try:
+        doc = extract_meta_json(tree, doc)
+    except Exception as exc:  # trafilatura guards this call too: JSON-LD in the wild is messy
+        log.debug("JSON-LD metadata unreadable: %r", exc)
+    site = _clean((doc.sitename or extract_sitename(tree) or "").lstrip("@"))  # "@handle"
+    return _Meta(
+        title=_clean(doc.title or extract_title(tree)),
+        author=_clean(doc.author or extract_author(tree)),
+        site_name=site or _hostname(url),
+    )
+
+
+def _hostname(url: str) -> str | None:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.") or None
+
+
+def _htmldate(tree: HtmlElement, url: str) -> datetime | None:
+    """htmldate's guess (URL patterns, visible dates) when the page declares no date itself."""
+    found = find_date(tree, url=url or None, original_date=True, extensive_search=False)
+    return _parse_date(found) if isinstance(found, str) else None
 
 
 def _clean(value: str | None) -> str | None:
@@ -317,6 +400,12 @@ def _strip_title_line(text: str, title: str | None) -> str:
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
+
+
+def warm_up() -> None:
+    """Load the language model (about 1.5 s) ahead of the first page, e.g. as a pool initializer
+    or in the parent before a fork, so that no page pays for it."""
+    _identifier()
 
 
 @cache

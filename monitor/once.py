@@ -41,13 +41,19 @@ async def run_once_command(
                 progress.update(task, advance=1, description=outcome.feed)
 
             outcomes = await pipeline.run_once(feeds, ignore_backoff=True, on_done=done)
+        if send_alerts:
+            await pipeline.deliver_alerts()
     print_summary(console, config, outcomes)
     return 0
 
 
 def print_summary(console: Console, config: Config, outcomes: list[PollOutcome]) -> None:
     kinds = Counter(
-        "ok" if o.status in ("ok", "unchanged") else "skipped" if o.status == "skipped" else "failed"
+        "ok"
+        if o.status in ("ok", "unchanged")
+        else "skipped"
+        if o.status == "skipped"
+        else "failed"
         for o in outcomes
     )
     new = sum(o.new for o in outcomes)
@@ -59,8 +65,12 @@ def print_summary(console: Console, config: Config, outcomes: list[PollOutcome])
     )
     for outcome in outcomes:
         if outcome.status in ("error", "gone"):
-            console.print(f"  failed  {outcome.feed}: {config.mask(outcome.error or '')}", markup=False)
+            console.print(
+                f"  failed  {outcome.feed}: {config.mask(outcome.error or '')}", markup=False
+            )
         elif outcome.status == "skipped":
             console.print(f"  skipped {outcome.feed}: {outcome.skipped}", markup=False)
         elif outcome.used_url:
-            console.print(f"  {outcome.feed}: using discovered feed {outcome.used_url}", markup=False)
+            console.print(
+                f"  {outcome.feed}: using discovered feed {outcome.used_url}", markup=False
+            )

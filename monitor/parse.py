@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import re
 import xml.sax
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,9 @@ from typing import Any
 
 import feedparser
 
+from monitor import feedcharset
 from monitor.entries import RawEntry, RawFeed, build_parsed_feed
+from monitor.feedcharset import split_content_type
 from monitor.htmltext import collapse_ws, decode_html, find_feed_links, html_to_text, plain_text
 from monitor.jsonfeed import JsonFeedError, looks_like_json, parse_json_feed
 from monitor.records import ParsedFeed
@@ -31,13 +32,6 @@ _FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf", "channel"})
 _HTML_ROOTS = frozenset({"html", "head", "body", "meta", "link", "title", "script", "div"})
 _HTML_MEDIA = frozenset({"text/html", "application/xhtml+xml"})
 _MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
-# Single-byte charsets that UTF-8 feeds are often mislabelled with.
-_LEGACY_CHARSET = re.compile(
-    r"^(?:us-?ascii|ascii|iso[-_]?8859[-_]?\d+|latin[-_]?\d|l\d|(?:windows|cp)[-_]?125\d|koi8[-_]?[ru])$",
-    re.IGNORECASE,
-)
-_XML_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 
 
 class FeedParseError(Exception):
@@ -59,7 +53,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     ``HtmlPage``; raises FeedParseError when the document is not a feed and
     names none. A damaged feed gives what could be read plus ``warnings``.
     """
-    media, charset = _split_content_type(content_type)
+    media, charset = split_content_type(content_type)
     first = _first_significant_byte(body)
     if not first:
         return ParsedFeed(None, None, (), ("the feed is empty: the server sent no content",))
@@ -92,10 +86,13 @@ def _html_page(body: bytes, url: str, charset: str | None) -> HtmlPage:
 
 def _parse_xml(body: bytes, url: str, content_type: str | None) -> RawFeed:
     defused = defuse(body)
-    headers, relabel_warning = _response_headers(defused.body, content_type)
+    charset = feedcharset.decide(defused.body, content_type)
     # A BytesIO, never bytes or str: feedparser treats a str as a URL or file name.
     result = feedparser.parse(
-        io.BytesIO(defused.body), response_headers=headers, resolve_relative_uris=False
+        io.BytesIO(charset.body),
+        response_headers=charset.headers,
+        resolve_relative_uris=False,
+        sanitize_html=False,  # the text is extracted by html_to_text, which drops scripts
     )
     warnings = []
     if defused.dropped_entities:
@@ -103,11 +100,11 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> RawFeed:
             f"the feed declares {defused.dropped_entities} XML entities that were ignored "
             "for safety (external, nested or large entities)"
         )
-    if relabel_warning:
-        warnings.append(relabel_warning)
+    if charset.warning:
+        warnings.append(charset.warning)
     exc = result.get("bozo_exception")
-    # A relabelled feed makes feedparser complain about the override it was told to do.
-    relabelled = relabel_warning and isinstance(exc, feedparser.CharacterEncodingOverride)
+    # After a relabelling feedparser complains about the very override it was told to make.
+    relabelled = charset.warning and isinstance(exc, feedparser.CharacterEncodingOverride)
     if result.get("bozo") and exc is not None and not relabelled:
         warnings.append(explain_bozo(exc))
     feed = result.get("feed", {})
@@ -115,11 +112,13 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> RawFeed:
     title = _detail_text(feed.get("title_detail"), feed.get("title"))
     if not result.get("version") and not entries and not title:
         warnings.append("no RSS, Atom or JSON Feed content was found in the document")
+    self_links = [link.get("href") for link in feed.get("links", []) if link.get("rel") == "self"]
     return RawFeed(
         title=title or None,
         site_url=absolute_http_url(feed.get("link"), url),
         entries=entries,
         warnings=warnings,
+        not_articles=[u for u in (absolute_http_url(h, url) for h in self_links) if u],
     )
 
 
@@ -142,52 +141,6 @@ def explain_bozo(exc: BaseException) -> str:
     return f"the feed could not be read cleanly ({type(exc).__name__}: {exc})"
 
 
-def _response_headers(body: bytes, content_type: str | None) -> tuple[dict[str, str], str | None]:
-    """Headers for feedparser, relabelling UTF-8 bytes that claim a single-byte charset.
-
-    A feed whose bytes are valid UTF-8 with non-ASCII characters is UTF-8 whatever
-    its label says: text in a legacy single-byte charset is practically never
-    valid UTF-8, and decoding it as labelled would garble every accented letter.
-    """
-    headers = {"content-type": content_type} if content_type else {}
-    media, header_charset = _split_content_type(content_type)
-    declared = header_charset or _xml_declared_encoding(body)
-    if not declared or not _LEGACY_CHARSET.match(declared) or not _is_utf8_not_ascii(body):
-        return headers, None
-    headers["content-type"] = f"{_xml_media(media)}; charset=utf-8"
-    return headers, f"the feed declares the {declared} encoding but is UTF-8; read as UTF-8"
-
-
-def _xml_media(media: str | None) -> str:
-    # feedparser would apply RFC 3023's us-ascii default to text/*; keep any other XML type.
-    if media and media.startswith("application/") and media.endswith("xml"):
-        return media
-    return "application/xml"
-
-
-def _is_utf8_not_ascii(body: bytes) -> bool:
-    if body.isascii() or wide_encoding(body)[0]:
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _xml_declared_encoding(body: bytes) -> str | None:
-    match = _XML_DECL_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf")[:512])
-    return match.group(1).decode("ascii") if match else None
-
-
-def _split_content_type(content_type: str | None) -> tuple[str | None, str | None]:
-    if not content_type:
-        return None, None
-    media = content_type.split(";")[0].strip().lower() or None
-    match = _CHARSET_PARAM.search(content_type)
-    return media, (match.group(1) if match else None)
-
-
 def _first_significant_byte(body: bytes) -> bytes:
     if wide_encoding(body)[0]:
         return b"<"  # UTF-16/32: only XML is sent that way
@@ -205,7 +158,8 @@ def _raw_entry(entry: Any, feed_url: str) -> RawEntry:
         guid=guid,
         author=_author(entry),
         published=_to_datetime(entry.get("published_parsed")),
-        updated=_to_datetime(entry.get("updated_parsed")),
+        # Asked with "in": .get("updated_parsed") silently falls back to published.
+        updated=_to_datetime(entry["updated_parsed"]) if "updated_parsed" in entry else None,
     )
 
 
@@ -218,10 +172,13 @@ def _links(entry: Any, feed_url: str) -> list[str]:
     for item in entry.get("links", []):
         if item.get("rel", "alternate") == "alternate" and item.get("href"):
             candidates.append(item["href"])
+    # feedparser resolves an empty href to the document's base: that is no article.
+    detail = entry.get("title_detail") or entry.get("summary_detail") or {}
+    document = detail.get("base") or None
     resolved: list[str] = []
     for candidate in candidates:
         absolute = absolute_http_url(candidate, feed_url)
-        if absolute and absolute not in resolved:
+        if absolute and absolute != document and absolute not in resolved:
             resolved.append(absolute)
     return resolved
 

@@ -30,7 +30,7 @@ from monitor.config import Config, Feed, compiled_query
 from monitor.extract import ExtractedPage, detect_language, extract_page
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.identify import classify_entries
-from monitor.match.percolate import Matcher, MatchDoc, TopicSpec
+from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
 from monitor.parse import FeedParseError, HtmlPage, parse_feed
 from monitor.records import Article, FeedEntry, FeedPoll, FetchResult, FetchStatus, ParsedFeed
 from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
@@ -110,12 +110,31 @@ class Pipeline:
         self.extractor = extractor
         self.clock = clock
         self.matcher = build_matcher(config)
+        self._route_alerts(config)
         self._article_slots = asyncio.Semaphore(config.fetch.article_concurrency)
         self._feed_locks: dict[str, asyncio.Lock] = {}
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self.matcher = build_matcher(config)
+        self._route_alerts(config)
+
+    def _route_alerts(self, config: Config) -> None:
+        """Tell the store which matches make alerts (it writes them in the poll's transaction)."""
+        from monitor.alert.plan import AlertRouting
+
+        self.writer.store.alert_routing = AlertRouting.from_config(config)
+
+    async def deliver_alerts(self) -> None:
+        """One delivery attempt for every due alert in the outbox (`monitor once`)."""
+        from monitor.alert.dispatch import Dispatcher
+
+        # Its own connection: the writer's belongs to the writer thread.
+        dispatcher = Dispatcher(self.config, self.config.database, self.clock)
+        try:
+            await dispatcher.send_due()
+        finally:
+            await dispatcher.aclose()
 
     async def sync_feeds(self) -> None:
         feeds = [(f.name, f.url, _config_hash(f)) for f in self.config.feeds]
@@ -270,8 +289,6 @@ class Pipeline:
             return await self._record_fetch_error(
                 feed, state, replace(result, status=FetchStatus.ERROR, error=str(exc))
             )
-        if isinstance(result, FetchResult) and result.status is not FetchStatus.OK:
-            return await self._record_fetch_error(feed, state, result)
         keys = [e.key for e in parsed.entries]
         known = await self.writer.call(self.writer.store.known_entries, keys)
         new, updated, unchanged = classify_entries(parsed.entries, known)
@@ -286,7 +303,7 @@ class Pipeline:
             new_articles=tuple(articles),
             updated_entries=tuple(updated),
             seen_entries=tuple(unchanged),
-            matches=matches,
+            matches={str(key): found for key, found in matches.items()},
         )
         update = self._success_update(feed, state, result, parsed, used_url)
         counts = await self.writer.call(

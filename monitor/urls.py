@@ -7,6 +7,11 @@ tracking parameters removed. Other query parameters are kept in order: dropping
 one that selects the article (``?id=``, ``?gallery=``) would merge two articles.
 courlan's normalizer is not used for this reason: its tracker pattern also
 removes parameters such as ``gallery``, ``ref…``, ``session`` or ``*_source``.
+
+``keep_anchor=True`` keeps a fragment that names a post on a page holding
+several (``/2017/06/26.html#a080605``, live blogs), so that those posts are not
+merged into one item; navigation and tracking fragments (``#comments``,
+``#more-12``, ``#xtor=RSS-3``) are still dropped.
 """
 
 from __future__ import annotations
@@ -30,8 +35,16 @@ TRACKING_PARAMS = frozenset(
         "rss_source", "spm",
     }
 )  # fmt: skip
-TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hsa_", "oly_", "vero_", "at_", "ns_", "itm_")
+TRACKING_PREFIXES = (
+    "utm_", "mtm_", "pk_", "hsa_", "oly_", "vero_", "at_", "ns_", "itm_", "wt_",
+)  # fmt: skip
 
+_JUNK_ANCHOR = re.compile(
+    r"^(?:comments?|comment-?\d+|respond|reply|more(?:-\d+)?|disqus_thread|top|content"
+    r"|main(?:-?content)?|maincontent|article|story|body|page|share|jump|rss|feed|ref"
+    r"|(?:read|continue)[-_]?(?:more|reading)|skip.*|utm_.*|at_.*)$",
+    re.IGNORECASE,
+)
 _PCT_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters left as they are when re-quoting (RFC 3986 reserved + "%").
@@ -57,11 +70,14 @@ def absolute_http_url(url: str | None, base: str | None = None) -> str | None:
     return resolved
 
 
-def canonical_url(url: str | None, base: str | None = None) -> str | None:
+def canonical_url(
+    url: str | None, base: str | None = None, *, keep_anchor: bool = False
+) -> str | None:
     """The canonical form of an http(s) URL, or None for anything that is not one.
 
     Relative URLs are resolved against ``base``; ``javascript:``, ``data:``,
-    ``mailto:`` and other schemes give None.
+    ``mailto:`` and other schemes give None. The fragment is dropped, unless
+    ``keep_anchor`` and it looks like the anchor of a post (see the module doc).
     """
     resolved = absolute_http_url(url, base)
     if resolved is None:
@@ -73,16 +89,16 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         return None
     path = _normalize_escapes(quote(_remove_dot_segments(parts.path) or "/", safe=_PATH_SAFE))
     query = _clean_query(parts.query)
-    return urlunsplit((scheme, netloc, path, query, ""))
+    fragment = _post_anchor(parts.fragment) if keep_anchor else ""
+    return urlunsplit((scheme, netloc, path, query, fragment))
 
 
 def host_of(url: str | None) -> str | None:
-    """Lowercase host name of an http(s) URL (no port, no trailing dot), else None."""
+    """Host name of an http(s) URL as canonical URLs spell it: lowercase, IDNA, no port."""
     resolved = absolute_http_url(url)
     if resolved is None:
         return None
-    host = urlsplit(resolved).hostname
-    return host.rstrip(".").lower() if host else None
+    return _ascii_host(urlsplit(resolved).hostname or "") or None
 
 
 def is_tracking_param(name: str) -> bool:
@@ -90,19 +106,31 @@ def is_tracking_param(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
+def _post_anchor(fragment: str) -> str:
+    """The fragment if it may name one post on a page, else ""."""
+    if not fragment or "=" in fragment or "&" in fragment or _JUNK_ANCHOR.match(fragment):
+        return ""  # "=" marks tracking or application state, not a place in the page
+    return _normalize_escapes(quote(fragment, safe=_QUERY_SAFE))
+
+
 def _canonical_netloc(scheme: str, netloc: str) -> str | None:
     userinfo, _, hostport = netloc.rpartition("@")
     parts = urlsplit(f"//{hostport}")
-    host = (parts.hostname or "").rstrip(".")
+    host = _ascii_host(parts.hostname or "")
     if not host:
         return None
-    with contextlib.suppress(UnicodeError):  # hosts IDNA refuses stay as they are
-        host = host.encode("idna").decode("ascii")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     port = parts.port
     hostport = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     return f"{userinfo}@{hostport}" if userinfo else hostport
+
+
+def _ascii_host(hostname: str) -> str:
+    host = hostname.rstrip(".").lower()
+    with contextlib.suppress(UnicodeError):  # hosts IDNA refuses stay as they are
+        host = host.encode("idna").decode("ascii")
+    return host
 
 
 def _remove_dot_segments(path: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from datetime import UTC, datetime
 
 from monitor.match import archive
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+_KEYS = itertools.count()
 
 
 def make_db() -> sqlite3.Connection:
@@ -40,7 +42,7 @@ def add_item(
         "INSERT INTO items (key, url, title, text, language, fetched, published) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
-            url or f"key-{title}-{text[:20]}-{fetched}",
+            url or f"key-{next(_KEYS)}",
             url,
             title,
             text,

@@ -15,6 +15,7 @@ returns early when the server stops or the client hangs up, so nothing outlives 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import select
 import socket
@@ -25,7 +26,7 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import Message
@@ -507,18 +508,13 @@ class Oversized(Fault):
             return
         head = b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
         remaining = self.size
-        for block in (head, *_repeat(_FILLER)):
+        for block in itertools.chain([head], itertools.repeat(_FILLER)):
             if remaining <= 0:
                 break
             piece = block[:remaining]
             ex.write(piece)
             remaining -= len(piece)
         ex.end()
-
-
-def _repeat(block: bytes) -> Iterable[bytes]:
-    while True:
-        yield block
 
 
 _MIB = 1 << 20

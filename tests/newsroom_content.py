@@ -299,7 +299,7 @@ _SENTENCES = {
         "{org} 대변인 {person} 씨는 전체 수치를 곧 공개하겠다고 말했다.",
         "{topic} 논란은 봄부터 지역 사회를 갈라놓았으며 {n}가구가 재검토 청원에 서명했다.",
         "비판론자들은 {org} 측이 경고를 무시하고 너무 서둘렀다고 지적했다.",
-        "본지가 입수한 보고서에 따르면 영향을 받는 인원은 약 {n}천 명에 이른다.",
+        "본지가 입수한 보고서에 따르면 영향을 받는 인원은 약 {n}00명에 이른다.",
         "지지자들은 수요가 계속 늘면 {topic} 사업이 {k}년 안에 수익을 낼 것이라고 본다.",
         "{place}의 독립 분석가들은 이 추정치가 금리에 따라 달라질 수 있다고 경고했다.",
         "{org} 측은 대안을 검토했는지에 대해서는 답변을 거부했다.",
@@ -421,8 +421,10 @@ def _fill(template: str, slots: dict[str, str]) -> str:
 
 
 def make_title(seed: int, lang: str = "en") -> str:
-    rng = random.Random(f"title-{lang}-{seed}")
-    return _fill(rng.choice(_TITLES[lang]), _slots(rng, lang))
+    """The headline `make_story(seed, lang)` would get."""
+    rng = random.Random(f"story-{lang}-{seed}")
+    slots = _slots(rng, lang)
+    return _fill(rng.choice(_TITLES[lang]), slots)
 
 
 def make_story(
@@ -440,14 +442,16 @@ def make_story(
         raise ValueError(f"unsupported language {lang!r}; use one of {LANGUAGES}")
     rng = random.Random(f"story-{lang}-{seed}")
     slots = _slots(rng, lang)  # one person/place/topic per story, so paragraphs hang together
+    headline = _fill(rng.choice(_TITLES[lang]), slots)
+    byline = _slots(rng, lang)["Person"]  # a reporter, not the person quoted
     if paragraphs is None:
         paragraphs = _paragraphs(rng, lang, slots)
     return Story(
         slug=f"story-{seed}",
         lang=lang,
-        title=title if title is not None else make_title(seed, lang),
+        title=title if title is not None else headline,
         paragraphs=tuple(paragraphs),
-        author=author if author is not None else slots["Person"],
+        author=author if author is not None else byline,
         published=published or datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=seed % 500),
         site_name=site_name or _SITE_NAMES[lang],
         section=rng.choice(_NAV[lang][1:]),
@@ -457,10 +461,15 @@ def make_story(
 
 
 def _paragraphs(rng: random.Random, lang: str, slots: dict[str, str]) -> list[str]:
+    """4-6 paragraphs of 2-3 sentences; no sentence template is used twice in one story."""
+    templates = rng.sample(_SENTENCES[lang], len(_SENTENCES[lang]))
     result = []
-    for _ in range(rng.randint(5, 8)):
+    for _ in range(rng.randint(4, 6)):
+        take = rng.randint(2, 3)
+        picks, templates = templates[:take], templates[take:]
+        if not picks:
+            break
         local = dict(slots, n=str(rng.randint(12, 980)), k=str(rng.randint(3, 40)))
-        picks = rng.sample(_SENTENCES[lang], rng.randint(2, 4))
         result.append(" ".join(_fill(s, local) for s in picks))
     return result
 

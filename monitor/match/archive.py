@@ -64,12 +64,16 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the history index if missing (items and matches belong to the store)."""
     conn.execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-        f"title, body, language UNINDEXED, tokenize=\"{FTS5_TOKENIZE}\")"
+        f'title, body, language UNINDEXED, tokenize="{FTS5_TOKENIZE}")'
     )
 
 
 def index_item(
-    conn: sqlite3.Connection, item_id: int, title: str | None, text: str | None, language: str | None
+    conn: sqlite3.Connection,
+    item_id: int,
+    title: str | None,
+    text: str | None,
+    language: str | None,
 ) -> None:
     """Add or replace one item in the history index."""
     conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (item_id,))
@@ -249,8 +253,14 @@ def rematch(
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(item_id, topic) DO UPDATE SET "
             "terms = excluded.terms, snippet = excluded.snippet, score = excluded.score",
             [
-                (item_id, m.topic, json.dumps(m.terms, ensure_ascii=False), m.snippet, m.score,
-                 format_ts(now))
+                (
+                    item_id,
+                    m.topic,
+                    json.dumps(m.terms, ensure_ascii=False),
+                    m.snippet,
+                    m.score,
+                    format_ts(now),
+                )
                 for item_id, m in found
             ],
         )

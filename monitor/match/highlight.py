@@ -115,7 +115,9 @@ def _render(
         return _SPACES.sub(" ", text).strip() if whole else ""
     lo = 0 if whole or first == 0 else tokens[first].start
     hi = len(text) if whole or last == len(tokens) else _extend_punct(text, tokens[last - 1].end)
-    spans = _merge([(tokens[s].start, tokens[e - 1].end) for s, e, _ in hits if s >= first and e <= last])
+    spans = _merge(
+        [(tokens[s].start, tokens[e - 1].end) for s, e, _ in hits if s >= first and e <= last]
+    )
     pieces, pos = [], lo
     for s, e in spans:
         pieces.append(_SPACES.sub(" ", text[pos:s]))

@@ -74,7 +74,7 @@ def compile_topic(spec: TopicSpec) -> tuple[CompiledQuery, tuple[str, ...] | Non
         return compile_query(spec.query), normalise_languages(spec.languages)
     except QueryError as exc:
         raise QueryError(
-            f"topic {spec.name}: {exc}", position=exc.position, query=spec.query
+            exc.message, position=exc.position, query=spec.query, topic=spec.name
         ) from exc
 
 

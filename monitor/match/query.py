@@ -34,14 +34,27 @@ MAX_DEPTH = 40
 
 
 class QueryError(ValueError):
-    """A query that cannot be used; ``str()`` says what is wrong and where."""
+    """A query that cannot be used; ``str()`` says what is wrong and where.
 
-    def __init__(self, message: str, *, position: int | None = None, query: str = "") -> None:
+    ``str()`` is "[topic NAME: ][at character N: ]message", ready to be prefixed with the
+    config file and line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        query: str = "",
+        topic: str | None = None,
+    ) -> None:
         self.message = message
         self.position = position  # 1-based character position in the query, when known
         self.query = query
+        self.topic = topic
         where = f"at character {position}: " if position is not None else ""
-        super().__init__(f"{where}{message}")
+        name = f"topic {topic}: " if topic is not None else ""
+        super().__init__(f"{name}{where}{message}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,9 +155,7 @@ def _lex_string(query: str, i: int, toks: list[_Tok]) -> int:
     start, j, chars = i, i + 1, []
     while True:
         if j >= len(query):
-            raise QueryError(
-                "unterminated double quote", position=start + 1, query=query
-            )
+            raise QueryError("unterminated double quote", position=start + 1, query=query)
         if query[j] == '"':
             if j + 1 < len(query) and query[j + 1] == '"':  # "" is an escaped quote, as in FTS5
                 chars.append('"')
@@ -159,9 +170,9 @@ def _lex_string(query: str, i: int, toks: list[_Tok]) -> int:
 def _lex_word(query: str, i: int, toks: list[_Tok]) -> int:
     j, n = i, len(query)
     while j < n:
-        if _is_word_char(query[j]):
-            j += 1
-        elif query[j] in _INNER_PUNCT and j + 1 < n and _is_word_char(query[j + 1]) and j > i:
+        if _is_word_char(query[j]) or (
+            query[j] in _INNER_PUNCT and j + 1 < n and _is_word_char(query[j + 1]) and j > i
+        ):
             j += 1
         else:
             break
@@ -181,6 +192,7 @@ def _lex_word(query: str, i: int, toks: list[_Tok]) -> int:
 
 
 _OPERAND_STARTS = {"WORD", "STRING", "(", "{", "-", "NEAR", "^"}
+_NOT_ALONE = "NOT needs something on its left to subtract from, e.g. 'russia NOT football'"
 _LOWER_OPERATORS = {"and": "AND", "or": "OR", "not": "NOT"}
 
 
@@ -232,9 +244,7 @@ class _Parser:
 
     def and_expr(self, cols: tuple[str, ...] | None) -> Node:
         if self.peek().kind == "NOT":
-            raise self.error(
-                "NOT needs something on its left to subtract from, e.g. 'russia NOT football'"
-            )
+            raise self.error(_NOT_ALONE)
         keep = [self.not_expr(cols)]
         drop: list[Node] = []
         while True:
@@ -267,6 +277,8 @@ class _Parser:
 
     def require_operand(self, op: _Tok) -> None:
         tok = self.peek()
+        if tok.kind == "NOT":
+            raise self.error(_NOT_ALONE)
         if tok.kind not in _OPERAND_STARTS:
             raise self.error(f"{op.text} must be followed by a term, found {_describe(tok)}", tok)
 
@@ -276,7 +288,7 @@ class _Parser:
         if tok.kind == "(":
             self.take()
             if self.peek().kind == ")":
-                raise self.error("empty parentheses")
+                raise self.error("empty parentheses", tok)
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise self.error(f"parentheses nested more than {MAX_DEPTH} deep", tok)
@@ -329,9 +341,7 @@ class _Parser:
     def column_name(self, tok: _Tok) -> str:
         name = _COLUMN_ALIASES.get(tok.text.lower())
         if name is None:
-            raise self.error(
-                f"unknown field '{tok.text}:' (the fields are title: and body:)", tok
-            )
+            raise self.error(f"unknown field '{tok.text}:' (the fields are title: and body:)", tok)
         return name
 
     def near(self, cols: tuple[str, ...] | None) -> Near:
@@ -345,9 +355,7 @@ class _Parser:
             self.take()
             num = self.peek()
             if num.kind != "WORD" or not num.text.isdigit():
-                raise self.error(
-                    f"NEAR distance must be a whole number, found {_describe(num)}"
-                )
+                raise self.error(f"NEAR distance must be a whole number, found {_describe(num)}")
             distance = int(self.take().text)
             if distance > MAX_NEAR:
                 raise self.error(f"NEAR distance must be at most {MAX_NEAR}", num)

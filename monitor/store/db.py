@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -21,6 +21,9 @@ from monitor.clock import parse_iso, utc_iso
 from monitor.records import Article, FeedEntry, FeedPoll, TopicMatch
 from monitor.schedule import FeedStatus, FeedTiming
 from monitor.store.schema import migrate
+
+if TYPE_CHECKING:
+    from monitor.alert.plan import AlertRouting
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -86,6 +89,8 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
+        # Set by the pipeline from the config: which matches make alerts (None: no alerts queued).
+        self.alert_routing: AlertRouting | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -198,6 +203,7 @@ class Store:
             new_ids = tuple(self._insert_article(feed_id, a, now) for a in poll.new_articles)
             for item_id, article in zip(new_ids, poll.new_articles, strict=True):
                 self._write_matches(item_id, poll.matches.get(article.entry.key, ()), now)
+            self._queue_alerts(feed_name, new_ids, poll, now)
             for entry in poll.updated_entries:
                 self._update_entry(feed_id, entry, now)
             for entry in (*poll.updated_entries, *poll.seen_entries):
@@ -270,6 +276,37 @@ class Store:
                     utc_iso(now),
                 ),
             )
+
+    def _queue_alerts(
+        self, feed_name: str, item_ids: Sequence[int], poll: FeedPoll, now: datetime
+    ) -> None:
+        """Write this poll's alerts to the outbox, in the poll's transaction (monitor.alert)."""
+        if self.alert_routing is None:
+            return
+        from monitor.alert.outbox import enqueue
+        from monitor.alert.plan import AlertCandidate, plan_alerts
+
+        candidates = [
+            AlertCandidate(
+                item_id=item_id,
+                topic=match.topic,
+                title=article.title,
+                url=article.entry.url,
+                outlet=article.site_name or feed_name,
+                published=article.published,
+                first_seen=now,
+                terms=match.terms,
+                snippet=match.snippet,
+                language=article.language,
+                # DEVELOPMENTS (lead): from the cluster stage's Assignment for (item, topic) set
+                # development_id=..., relation="first" | "report" | "duplicate",
+                # revision=<the development's alert number, 1 for its first alert>,
+                # development_title=..., other_outlets=(...). Until then every match is "first".
+            )
+            for item_id, article in zip(item_ids, poll.new_articles, strict=True)
+            for match in poll.matches.get(article.entry.key, ())
+        ]
+        enqueue(self.conn, plan_alerts(candidates, self.alert_routing, now))
 
     def _update_entry(self, feed_id: int, entry: FeedEntry, now: datetime) -> None:
         row = self.conn.execute(

@@ -149,7 +149,47 @@ def _v3_developments(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index, _v3_developments]
+def _v4_outbox(conn: sqlite3.Connection) -> None:
+    # The alert outbox (monitor.alert.outbox): rows are written in the poll's transaction and sent
+    # later by a dispatcher that claims each row before sending it.
+    run_script(
+        conn,
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,  -- idempotency key: dev|item:ID:CHANNEL:REVISION
+            kind TEXT NOT NULL DEFAULT 'alert',  -- alert, digest, health
+            channel TEXT NOT NULL,
+            mode TEXT NOT NULL DEFAULT 'immediate',  -- immediate (sent itself) or digest (a member)
+            topics TEXT NOT NULL DEFAULT '[]',  -- JSON list: every topic the message names
+            item_id INTEGER REFERENCES items(id),
+            development_id INTEGER REFERENCES developments(id),
+            revision INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            retry_since TEXT NOT NULL,  -- start of the retry budget (reset by `alerts retry`)
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending, sending, sent, failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_until TEXT,
+            last_error TEXT,
+            last_attempt_at TEXT,
+            sent_at TEXT,
+            digest_id INTEGER REFERENCES outbox(id),  -- for digest members: the digest message
+            payload TEXT NOT NULL DEFAULT '{}'  -- JSON: all the template needs, taken at creation
+        );
+        CREATE INDEX outbox_queue ON outbox(channel, mode, status, id);
+        CREATE INDEX outbox_status ON outbox(status, id);
+        CREATE INDEX outbox_digest ON outbox(digest_id);
+        CREATE TABLE outbox_state (
+            key TEXT PRIMARY KEY,  -- digest:CHANNEL (last digest), failing:CHANNEL (since when)
+            value TEXT
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index, _v3_developments, _v4_outbox]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

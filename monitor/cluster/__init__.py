@@ -1,0 +1,44 @@
+"""Developments: group a topic's matched articles by the event they report.
+
+See ``monitor.cluster.decide`` for the method. Public API re-exported here.
+"""
+
+from __future__ import annotations
+
+from monitor.cluster.decide import (
+    FEATURE_NAMES,
+    Candidate,
+    ClusterParams,
+    Decision,
+    DevelopmentView,
+    Member,
+    Relation,
+    containment,
+    decide,
+    find_merges,
+    in_window,
+    pair_features,
+    probability,
+)
+from monitor.cluster.features import DocFeatures, features
+from monitor.cluster.stats import CorpusStats, DocFreqs
+
+__all__ = [
+    "FEATURE_NAMES",
+    "Candidate",
+    "ClusterParams",
+    "CorpusStats",
+    "Decision",
+    "DevelopmentView",
+    "DocFeatures",
+    "DocFreqs",
+    "Member",
+    "Relation",
+    "containment",
+    "decide",
+    "features",
+    "find_merges",
+    "in_window",
+    "pair_features",
+    "probability",
+]

@@ -1,0 +1,225 @@
+"""What the clusterer keeps of an article: compact, JSON-serialisable, computed once.
+
+The store persists ``DocFeatures.to_json()`` per item and reloads it to decide later articles, so
+every decision comes from what is stored (the service restarts). Nothing here depends on other
+articles: corpus statistics (IDF) are applied at decision time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from monitor.cluster.text import (
+    MONTHS,
+    STOPWORDS,
+    WEEKDAYS,
+    Token,
+    is_number,
+    normalise_number,
+    sentences,
+    stable_hash,
+    stem,
+    tokens,
+)
+
+FEATURES_VERSION = 1
+LEAD_SENTENCES = 2  # the title plus this many opening sentences say what happened
+TITLE_WEIGHT = 2.0  # a title word counts twice: headlines name the event
+SHINGLE_SIZE = 4  # words per shingle for near-duplicate detection
+SHINGLE_SAMPLE = 4  # keep shingles whose hash is divisible by this (about a quarter)
+MAX_SHINGLES = 400  # enough to compare long articles; keeps the JSON small
+MIN_SAMPLED = 8  # below this many sampled shingles a text keeps them all
+MAX_TERMS = 300  # per channel, the heaviest terms are kept
+
+
+@dataclass(frozen=True)
+class DocFeatures:
+    """Weighted bags of terms per channel, plus a near-duplicate sketch.
+
+    words: stems of content words (title weighted), the whole article.
+    lead: stems of the title and the opening sentences.
+    names: proper names (folded, unstemmed), the whole article.
+    lead_names: proper names in the title and opening sentences.
+    facts: numbers, month and weekday names ("6.1", "2013", "saturday").
+    years: distinct four-digit years mentioned.
+    shingles: sampled hashes of 4-word shingles of the body text.
+    """
+
+    words: Mapping[str, float] = field(default_factory=dict)
+    lead: Mapping[str, float] = field(default_factory=dict)
+    names: Mapping[str, float] = field(default_factory=dict)
+    lead_names: Mapping[str, float] = field(default_factory=dict)
+    facts: Mapping[str, float] = field(default_factory=dict)
+    years: tuple[int, ...] = ()
+    shingles: tuple[int, ...] = ()
+    n_shingles: int = 0  # shingles before sampling (length of the body, roughly)
+    version: int = FEATURES_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "v": self.version,
+                "w": dict(self.words),
+                "l": dict(self.lead),
+                "n": dict(self.names),
+                "ln": dict(self.lead_names),
+                "f": dict(self.facts),
+                "y": list(self.years),
+                "s": list(self.shingles),
+                "ns": self.n_shingles,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DocFeatures:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            words=_floats(data.get("w", {})),
+            lead=_floats(data.get("l", {})),
+            names=_floats(data.get("n", {})),
+            lead_names=_floats(data.get("ln", {})),
+            facts=_floats(data.get("f", {})),
+            years=tuple(int(y) for y in data.get("y", [])),
+            shingles=tuple(int(h) for h in data.get("s", [])),
+            n_shingles=int(data.get("ns", 0)),
+            version=int(data.get("v", FEATURES_VERSION)),
+        )
+
+    @cached_property
+    def sketch(self) -> frozenset[int]:
+        """The shingle hashes comparable with any other document's (see ``containment``)."""
+        sampled = frozenset(h for h in self.shingles if h % SHINGLE_SAMPLE == 0)
+        # A short text keeps all its shingles; the full sets are compared only when both are.
+        return sampled if len(sampled) >= MIN_SAMPLED else frozenset(self.shingles)
+
+    @property
+    def sketch_capped(self) -> bool:
+        return len(self.shingles) >= MAX_SHINGLES
+
+    def terms(self) -> set[str]:
+        """The namespaced terms this document contributes to document frequencies."""
+        return (
+            {"w:" + t for t in self.words}
+            | {"w:" + t for t in self.lead}
+            | {"n:" + t for t in self.names}
+            | {"n:" + t for t in self.lead_names}
+            | {"f:" + t for t in self.facts}
+        )
+
+
+def _floats(raw: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+def features(title: str, text: str, language: str | None) -> DocFeatures:
+    """Extract the clustering features of one article (pure, deterministic)."""
+    title_tokens = tokens(title) if title.strip() else []
+    body = [tokens(s) for s in sentences(text)]
+    all_sents = [title_tokens, *body]
+    known_names = _names_in_prose(all_sents)
+
+    words: Counter[str] = Counter()
+    lead: Counter[str] = Counter()
+    names: Counter[str] = Counter()
+    lead_names: Counter[str] = Counter()
+    facts: Counter[str] = Counter()
+    years: set[int] = set()
+    for index, sent in enumerate(all_sents):
+        weight = TITLE_WEIGHT if index == 0 else 1.0
+        in_lead = index <= LEAD_SENTENCES
+        for tok in sent:
+            low = tok.lower
+            if is_number(low):
+                fact = normalise_number(low)
+                facts[fact] += weight
+                if len(fact) == 4 and fact.isdigit() and 1900 <= int(fact) <= 2099:
+                    years.add(int(fact))
+                continue
+            if low in MONTHS or low in WEEKDAYS:
+                facts[_date_word(low)] += weight
+                continue
+            if low in STOPWORDS or (len(low) < 2 and low.isascii()):
+                continue
+            term = stem(low, language)
+            words[term] += weight
+            if in_lead:
+                lead[term] += weight
+            if low in known_names and tok.surface[:1].isupper():
+                names[low] += weight
+                if in_lead:
+                    lead_names[low] += weight
+
+    shingles, n_shingles = _shingles(body)
+    return DocFeatures(
+        words=_top(words),
+        lead=_top(lead),
+        names=_top(names),
+        lead_names=_top(lead_names),
+        facts=_top(facts),
+        years=tuple(sorted(years)),
+        shingles=shingles,
+        n_shingles=n_shingles,
+    )
+
+
+def _date_word(low: str) -> str:
+    if low in MONTHS:
+        return f"month{MONTHS[low]}"
+    return low[:3]  # "saturday" and "sat" are one day
+
+
+def _top(counts: Counter[str]) -> dict[str, float]:
+    # Heaviest first, ties by term, so the cut is deterministic.
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
+    return {term: round(weight, 3) for term, weight in sorted(best)}
+
+
+def _is_headline_case(sent: list[Token]) -> bool:
+    """Title Case or ALL CAPS: capitals there say nothing about names."""
+    alpha = [t for t in sent if t.surface[:1].isalpha()]
+    if len(alpha) < 3:
+        return False
+    caps = sum(1 for t in alpha if t.surface[:1].isupper())
+    return caps / len(alpha) > 0.6
+
+
+def _names_in_prose(sents: Iterable[list[Token]]) -> set[str]:
+    """Folded words written capitalised mid-sentence, or as acronyms, in ordinary prose."""
+    found: set[str] = set()
+    for sent in sents:
+        if _is_headline_case(sent):
+            continue
+        for i, tok in enumerate(sent):
+            first = tok.surface[:1]
+            if not first.isalpha() or not first.isupper():
+                continue
+            low = tok.lower
+            if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or len(low) < 2:
+                continue
+            acronym = tok.surface.isupper() and len(tok.surface) <= 6
+            if i > 0 or acronym:
+                found.add(low)
+    return found
+
+
+def _shingles(body: list[list[Token]]) -> tuple[tuple[int, ...], int]:
+    words = [t.lower for sent in body for t in sent]
+    if len(words) < SHINGLE_SIZE:
+        grams = {" ".join(words)} if words else set()
+    else:
+        grams = {
+            " ".join(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1)
+        }
+    hashes = sorted({stable_hash(g) for g in grams})
+    kept = [h for h in hashes if h % SHINGLE_SAMPLE == 0]
+    if len(kept) < MIN_SAMPLED:  # short texts: keep everything, sampling would leave too little
+        kept = hashes
+    return tuple(kept[:MAX_SHINGLES]), len(grams)
