@@ -87,7 +87,14 @@ def parse_size(value: Any) -> Any:
     return int(float(found.group(1)) * _SIZE_UNITS[(found.group(2) or "b").lower()])
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value.total_seconds() < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -103,7 +110,7 @@ class _Model(BaseModel):
 class Defaults(_Model):
     interval: Duration = timedelta(minutes=15)
     timeout: Duration = timedelta(seconds=20)
-    jitter: Duration = timedelta(seconds=30)
+    jitter: DurationOrZero = timedelta(seconds=30)
     alert_max_age: Duration | None = timedelta(days=3)
     development_window: Duration = timedelta(days=3)
 
@@ -370,8 +377,23 @@ def _dotted(path: Path_) -> str:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: `Off`, `no`, `yes` stay strings (a feed named Off)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
@@ -389,21 +411,35 @@ def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(shown, 1, "", "the file must be a mapping of keys")])
     lines: dict[str, int] = {}
+    duplicates: list[ConfigProblem] = []
     if node is not None:
-        _record_lines(node, (), lines)
+        _record_lines(node, (), lines, duplicates, shown)
+    if duplicates:
+        raise ConfigError(duplicates)
     return data, lines
 
 
-def _record_lines(node: yaml.Node, path: Path_, lines: dict[str, int]) -> None:
+def _record_lines(
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[str, int],
+    duplicates: list[ConfigProblem],
+    shown: str,
+) -> None:
     lines.setdefault(_dotted(path), node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            lines[_dotted((*path, key))] = key_node.start_mark.line + 1
-            _record_lines(value_node, (*path, key), lines)
+            line = key_node.start_mark.line + 1
+            if _dotted((*path, key)) in lines:
+                # YAML would silently keep the last one; that is never what the user meant.
+                message = f"duplicate key (also on line {lines[_dotted((*path, key))]})"
+                duplicates.append(ConfigProblem(shown, line, _dotted((*path, key)), message))
+            lines[_dotted((*path, key))] = line
+            _record_lines(value_node, (*path, key), lines, duplicates, shown)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, (*path, index), lines)
+            _record_lines(item, (*path, index), lines, duplicates, shown)
 
 
 def line_of(lines: Mapping[str, int], path: Path_) -> int | None:

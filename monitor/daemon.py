@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alert.dispatch import AlertService
 from monitor.clock import Clock, SystemClock, parse_iso, utc_iso
 from monitor.config import Config, Feed
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Pipeline, PollOutcome
 from monitor.schedule import startup_offset
 from monitor.service import open_pipeline
 
@@ -28,9 +29,18 @@ HEARTBEAT_EVERY = timedelta(seconds=15)
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        startup_spread: timedelta = timedelta(minutes=1),
+        on_poll: Callable[[PollOutcome], None] | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.startup_spread = startup_spread
+        self.on_poll = on_poll
         self.stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
         self._pipeline: Pipeline | None = None
@@ -86,7 +96,7 @@ class Daemon:
                 ),
                 args=[feed],
                 id=f"feed:{feed.name}",
-                next_run_time=now + startup_offset(feed.name),
+                next_run_time=now + startup_offset(feed.name, self.startup_spread),
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
@@ -101,6 +111,8 @@ class Daemon:
             outcome = await self._pipeline.poll(feed)
             if outcome.new and self._alerts is not None:
                 self._alerts.kick()  # new items may have queued alerts: send them now
+            if self.on_poll is not None:
+                self.on_poll(outcome)
         finally:
             if task is not None:
                 self._tasks.discard(task)  # type: ignore[arg-type]

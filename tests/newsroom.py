@@ -26,7 +26,8 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import Message
@@ -42,13 +43,17 @@ from urllib.parse import urlsplit
 from monitor.clock import Clock, SystemClock
 from tests.newsroom_content import (
     FEED_CONTENT_TYPES,
+    HOSTILE_KINDS,
     HTML_TYPE,
+    XXE_PROBE_PATH,
     Entry,
     FeedFormat,
     FeedMeta,
+    HostileKind,
     RealPage,
     Story,
     generic_homepage,
+    hostile_feed,
     load_real_pages,
     make_story,
     render_article,
@@ -57,8 +62,10 @@ from tests.newsroom_content import (
 )
 
 __all__ = [
+    "HOSTILE_KINDS",
     "SHARED_DATA",
     "UNRESOLVABLE_URL",
+    "XXE_PROBE_PATH",
     "CloseMidBody",
     "ContentType",
     "Delay",
@@ -218,8 +225,8 @@ class LoggedRequest:
 
 
 class _RequestLog:
-    def __init__(self) -> None:
-        self._entries: list[LoggedRequest] = []
+    def __init__(self, limit: int | None) -> None:
+        self._entries: deque[LoggedRequest] = deque(maxlen=limit)
         self._changed = threading.Condition()
 
     def add(self, entry: LoggedRequest) -> None:
@@ -239,7 +246,7 @@ class _RequestLog:
         with self._changed:
             self._entries.clear()
 
-    def wait(self, ready: Callable[[list[LoggedRequest]], bool], timeout: float) -> bool:
+    def wait(self, ready: Callable[[Iterable[LoggedRequest]], bool], timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: ready(self._entries), timeout)
 
@@ -746,8 +753,12 @@ class Newsroom:
         hosts: int = 1,
         clock: Clock | None = None,
         site_name: str = "Newsroom Daily",
-        idle_timeout: float = 60.0,
+        idle_timeout: float = 120.0,
+        log_limit: int | None = None,
     ) -> None:
+        """`hosts`: serve on 127.0.0.1 ... 127.0.0.<hosts>. `clock` dates Last-Modified.
+        `idle_timeout`: seconds a silent connection is kept. `log_limit`: keep only the last N
+        logged requests (0: log nothing), so long soaks stay small."""
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError(f"hosts must be 1..{MAX_HOSTS}")
         self.clock: Clock = clock or SystemClock()
@@ -758,7 +769,7 @@ class Newsroom:
         self._resources: dict[str, Resource] = {}
         self._feeds: dict[str, _Feed] = {}
         self._faults: dict[str, Fault] = {}
-        self._log = _RequestLog()
+        self._log = _RequestLog(log_limit)
         self._stopping = threading.Event()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
@@ -832,6 +843,9 @@ class Newsroom:
         with self._lock:
             self._connections[sock] = threading.current_thread()
             self.connections_accepted += 1
+        if self._stopping.is_set():  # accepted while stop() was cutting connections
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _unregister(self, sock: socket.socket) -> None:
         with self._lock:
@@ -949,6 +963,11 @@ class Newsroom:
         with self._lock:
             self._feeds[path] = feed
         self._put(path, body, FEED_CONTENT_TYPES[feed.fmt], 200, (), conditional)
+
+    def add_hostile_feed(self, path: str, kind: HostileKind) -> str:
+        """Serve one of the parser-hostile RSS documents of `HOSTILE_KINDS`; returns the URL."""
+        body = hostile_feed(kind, self.base_url)
+        return self.add_raw(path, body, FEED_CONTENT_TYPES["rss"])
 
     def add_article(self, path: str, story: Story, *, host: int = 0) -> Entry:
         """Serve `story` as a page at `path`; returns the entry a feed would list for it."""
@@ -1109,7 +1128,7 @@ class Newsroom:
         """Block until `count` requests for `path` arrived (or `finished`); TimeoutError else."""
         target = _split_target(path)
 
-        def ready(entries: list[LoggedRequest]) -> bool:
+        def ready(entries: Iterable[LoggedRequest]) -> bool:
             hits = [r for r in entries if target in (r.target, r.path)]
             return sum(1 for r in hits if not finished or r.finished is not None) >= count
 

@@ -14,11 +14,11 @@ import json
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 FeedFormat = Literal["rss", "atom", "rdf", "json"]
@@ -209,6 +209,93 @@ def _json_feed(meta: FeedMeta, entries: Sequence[Entry]) -> str:
         "items": items,
     }
     return json.dumps({k: v for k, v in doc.items() if v is not None}, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- hostile feeds
+
+HostileKind = Literal[
+    "empty",
+    "malformed",
+    "billion_laughs",
+    "external_entity",
+    "local_file_entity",
+    "huge",
+    "duplicate_guids",
+    "bad_links",
+    "future_dates",
+]
+HOSTILE_KINDS: tuple[HostileKind, ...] = (
+    "empty",
+    "malformed",
+    "billion_laughs",
+    "external_entity",
+    "local_file_entity",
+    "huge",
+    "duplicate_guids",
+    "bad_links",
+    "future_dates",
+)
+XXE_PROBE_PATH = "/xxe-probe"  # an external entity points here: a request to it is a leak
+
+
+def hostile_feed(kind: HostileKind, base_url: str) -> bytes:
+    """RSS crafted to hurt a parser or the code behind it (see HOSTILE_KINDS)."""
+    meta = FeedMeta(title=f"Hostile: {kind}", site_url=base_url + "/", feed_url=base_url + "/h")
+
+    def item(i: int, **changes: Any) -> Entry:
+        entry = Entry(
+            title=f"Item {i}",
+            link=f"{base_url}/h/{i}",
+            guid=f"h-{i}",
+            summary=f"Summary {i}",
+            published=datetime(2026, 1, 1, tzinfo=UTC) - timedelta(minutes=i),
+        )
+        return replace(entry, **changes)
+
+    if kind == "empty":
+        return render_feed("rss", meta, [])
+    if kind == "huge":
+        return render_feed("rss", meta, [item(i) for i in range(20_000)])
+    if kind == "duplicate_guids":
+        return render_feed("rss", meta, [item(i, guid="same-guid") for i in range(5)])
+    if kind == "bad_links":
+        links = ["javascript:alert(1)", "data:text/html,<b>x</b>", "/relative/3", "", "  "]
+        return render_feed("rss", meta, [item(i, link=link) for i, link in enumerate(links)])
+    if kind == "future_dates":
+        far = datetime(2999, 12, 31, tzinfo=UTC)
+        return render_feed("rss", meta, [item(0, published=far), item(1)])
+    return _hostile_xml(kind, base_url).encode("utf-8")
+
+
+def _hostile_xml(kind: HostileKind, base_url: str) -> str:
+    channel_head = f"<channel><title>Hostile: {kind}</title><link>{base_url}/</link>"
+    good_item = f"<item><title>Fine</title><link>{base_url}/h/0</link><guid>h-0</guid></item>"
+    if kind == "malformed":
+        # An unescaped &, a tag closed wrongly, then the document simply stops.
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0">'
+            f"{channel_head}{good_item}<item><title>Tom & Jerry</titl>"
+            f"<link>{base_url}/h/1</link></item><item><title>Cut off"
+        )
+    if kind == "billion_laughs":
+        levels = ['<!ENTITY lol0 "lol">'] + [
+            f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)
+        ]
+        doctype = "<!DOCTYPE rss [" + "".join(levels) + "]>"
+        title = "&lol9;"
+    elif kind == "external_entity":
+        doctype = f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "{base_url}{XXE_PROBE_PATH}">]>'
+        title = "&xxe;"
+    elif kind == "local_file_entity":
+        doctype = '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        title = "&xxe;"
+    else:
+        raise ValueError(f"unknown hostile feed kind {kind!r}; use one of {HOSTILE_KINDS}")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n{doctype}<rss version="2.0">{channel_head}'
+        f"<item><title>{title}</title><link>{base_url}/h/1</link><guid>h-1</guid></item>"
+        f"{good_item}</channel></rss>\n"
+    )
 
 
 # --------------------------------------------------------------------------- stories

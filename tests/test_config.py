@@ -166,3 +166,19 @@ def test_bad_durations_and_sizes() -> None:
     assert parse_size("512KiB") == 524288
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+def test_duplicate_keys_are_refused() -> None:
+    found = problems("defaults: {interval: 5m}\nfeeds: []\ndefaults: {timeout: 2s}\n")
+    assert found == ["conf.yaml:3: defaults: duplicate key (also on line 1)"]
+
+
+def test_yaml_1_1_booleans_stay_strings() -> None:
+    config = parse_config(
+        "feeds:\n  - {name: Off, url: 'https://a.example/f', enabled: false}\n"
+        "  - {name: no, url: 'https://b.example/f'}\n",
+        Path("c.yaml"),
+        {},
+    )
+    assert [f.name for f in config.feeds] == ["Off", "no"]
+    assert config.feeds[0].enabled is False

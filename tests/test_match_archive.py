@@ -54,7 +54,9 @@ def test_search_in_three_languages() -> None:
     hit = archive.search(conn, "россия", now=NOW)[0]
     assert hit.item_id == ru and "**Россию**" in hit.snippet
     assert archive.search(conn, "북한", now=NOW)[0].snippet.startswith("**북한군은**")
-    assert [h.item_id for h in archive.search(conn, "russia", languages=["ru", "ko"], now=NOW)] == []
+    assert [
+        h.item_id for h in archive.search(conn, "russia", languages=["ru", "ko"], now=NOW)
+    ] == []
 
 
 def test_since_limit_and_topic_filters() -> None:

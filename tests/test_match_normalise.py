@@ -52,9 +52,10 @@ def test_hangul_is_kept_whole_and_not_decomposed() -> None:
 def test_scripts_are_decided_per_token_in_mixed_text() -> None:
     tokens = tokenize("Putin met Ким Чен Ын; 김정은 and troops")
     scripts = [t.script for t in tokens]
-    assert scripts == ["latin", "latin", "cyrillic", "cyrillic", "cyrillic", "hangul"] + [
-        "latin",
-        "latin",
+    assert scripts == [
+        *("latin", "latin"),
+        *("cyrillic", "cyrillic", "cyrillic"),
+        *("hangul", "latin", "latin"),
     ]
     assert tokens[-1].norm == "troop"  # English stemmer on the Latin token
     assert tokens[2].norm == "ким"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match.percolate import Matcher, MatchDoc, TopicSpec
+from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
 from monitor.match.query import QueryError, compile_list_form
 from monitor.records import TopicMatch
 
@@ -39,7 +39,7 @@ RU_KURSK = MatchDoc(
 )
 KO_TROOPS = MatchDoc(
     "ko-troops",
-    "국정원 \"북한군 러시아 파병\"",
+    '국정원 "북한군 러시아 파병"',
     "국가정보원은 북한군은 러시아 쿠르스크 지역에 배치된 것으로 알려졌다고 밝혔다. "
     "북한의 미사일 발사도 계속되고 있다. 양국의 군사 협력이 강화되고 있다.",
     "ko",

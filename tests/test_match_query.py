@@ -97,7 +97,7 @@ def test_list_form_compiles_into_the_language() -> None:
         ["football"],
     )
     assert query == (
-        '((\"north korea\" OR dprk OR кндр OR \"северная корея\" OR 북한) '
+        '(("north korea" OR dprk OR кндр OR "северная корея" OR 북한) '
         "AND (russia OR россия OR 러시아)) NOT football"
     )
     validate_query(query)

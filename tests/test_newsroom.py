@@ -6,11 +6,13 @@ import asyncio
 import gzip
 import json
 import re
+import ssl
 import threading
 import time
 import tracemalloc
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import feedparser
 import httpx
@@ -19,7 +21,9 @@ import trafilatura
 
 from monitor.clock import FakeClock
 from tests.newsroom import (
+    HOSTILE_KINDS,
     SHARED_DATA,
+    XXE_PROBE_PATH,
     CloseMidBody,
     ContentType,
     Delay,
@@ -41,6 +45,7 @@ from tests.newsroom import (
 )
 from tests.newsroom_content import LANGUAGES, FeedFormat
 
+TLS = ssl.create_default_context()  # shared: building one per client costs ~70 ms
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ENTRIES = [
     Entry(
@@ -58,8 +63,8 @@ ENTRIES = [
 ]
 
 
-def get(url: str, **kw: object) -> httpx.Response:
-    return httpx.get(url, timeout=5.0, **kw)  # type: ignore[arg-type]
+def get(url: str, **kw: Any) -> httpx.Response:
+    return httpx.get(url, verify=TLS, timeout=5.0, **kw)
 
 
 # ------------------------------------------------------------------ basics and content
@@ -68,7 +73,7 @@ def get(url: str, **kw: object) -> httpx.Response:
 def test_serves_on_loopback_with_keepalive(newsroom: Newsroom) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", newsroom.base_url)
     newsroom.add_page("/p", "<html><body>hi</body></html>")
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(verify=TLS, timeout=5.0) as client:
         responses = [client.get(newsroom.url("/p")) for _ in range(20)]
     assert {r.status_code for r in responses} == {200}
     assert responses[0].http_version == "HTTP/1.1"
@@ -165,6 +170,25 @@ def test_stories_are_deterministic_and_distinct() -> None:
     assert custom.text == "Only this." and custom.title == "Custom"
 
 
+def test_hostile_feeds(newsroom: Newsroom) -> None:
+    bodies = {k: get(newsroom.add_hostile_feed(f"/h/{k}", k)).content for k in HOSTILE_KINDS}
+    assert bodies["huge"].count(b"<item>") == 20_000
+    assert bodies["empty"].count(b"<item>") == 0
+    assert bodies["duplicate_guids"].count(b">same-guid</guid>") == 5
+    assert b"<link>javascript:alert(1)</link>" in bodies["bad_links"]
+    assert b"2999" in bodies["future_dates"]
+    assert (
+        bodies["billion_laughs"].count(b"<!ENTITY") == 10 and len(bodies["billion_laughs"]) < 2000
+    )
+    probe = newsroom.url(XXE_PROBE_PATH).encode()
+    assert b'SYSTEM "' + probe + b'"' in bodies["external_entity"]
+    assert b"file:///etc/passwd" in bodies["local_file_entity"]
+    assert not bodies["malformed"].rstrip().endswith(b"</rss>")
+    parsed = feedparser.parse(bodies["malformed"])
+    assert parsed.bozo and parsed.entries[0].title == "Fine"  # readable part survives
+    assert newsroom.requests_for(XXE_PROBE_PATH) == []
+
+
 # ------------------------------------------------------------------ caching
 
 
@@ -212,7 +236,7 @@ def test_conditional_switch_off(newsroom: Newsroom) -> None:
 def test_request_log(newsroom: Newsroom) -> None:
     url = newsroom.add_raw("/item", b"body", "text/plain", status=201)
     get(url + "?a=1", headers={"User-Agent": "probe/1"})
-    head = httpx.head(url, timeout=5.0)
+    head = httpx.head(url, verify=TLS, timeout=5.0)
     assert head.status_code == 201 and head.headers["content-length"] == "4"
     assert head.content == b""
     get(newsroom.url("/other"))
@@ -226,6 +250,13 @@ def test_request_log(newsroom: Newsroom) -> None:
     assert len(newsroom.log) == 3 and newsroom.log[-1].status == 404
     newsroom.reset_log()
     assert newsroom.log == [] and newsroom.requests_for("/item") == []
+
+
+def test_log_limit_keeps_the_newest() -> None:
+    with Newsroom(log_limit=3) as room:
+        for i in range(5):
+            get(room.url(f"/n/{i}"))
+        assert [r.path for r in room.log] == ["/n/2", "/n/3", "/n/4"]
 
 
 # ------------------------------------------------------------------ faults
@@ -245,7 +276,7 @@ def test_redirect_chain_and_loop(newsroom: Newsroom) -> None:
     newsroom.set_fault("/x", Redirect("/y"))
     newsroom.set_fault("/y", Redirect("/x"))
     with (
-        httpx.Client(max_redirects=5, follow_redirects=True, timeout=5.0) as client,
+        httpx.Client(verify=TLS, max_redirects=5, follow_redirects=True, timeout=5.0) as client,
         pytest.raises(httpx.TooManyRedirects),
     ):
         client.get(newsroom.url("/x"))
@@ -263,7 +294,9 @@ def test_status_faults(newsroom: Newsroom, code: int, retry_after: int | None) -
     newsroom.set_fault("/feed", Status(code, retry_after=retry_after))
     response = get(url)
     assert response.status_code == code
-    assert response.headers.get("retry-after") == (None if retry_after is None else str(retry_after))
+    assert response.headers.get("retry-after") == (
+        None if retry_after is None else str(retry_after)
+    )
     newsroom.clear_fault("/feed")
     assert get(url).status_code == 200
 
@@ -287,7 +320,7 @@ def test_delay_then_answer_and_timeout(newsroom: Newsroom) -> None:
     assert time.monotonic() - started >= 0.2
     newsroom.set_fault("/feed", Delay(5.0, then=Status(500)))
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(url, timeout=httpx.Timeout(5.0, read=0.1))
+        httpx.get(url, verify=TLS, timeout=httpx.Timeout(5.0, read=0.1))
     # The server notices the client hung up and frees its thread long before 5 s.
     (entry,) = newsroom.wait_for_requests("/feed", 2, finished=True, timeout=3.0)[1:]
     assert entry.status is None and entry.finished is not None
@@ -302,7 +335,7 @@ def test_stop_interrupts_waiting_faults() -> None:
 
     def client(path: str) -> None:
         try:
-            httpx.get(room.url(path), timeout=30.0)
+            httpx.get(room.url(path), verify=TLS, timeout=30.0)
         except httpx.HTTPError as exc:
             errors.append(exc)
 
@@ -322,7 +355,7 @@ def test_stop_interrupts_waiting_faults() -> None:
 def test_stop_closes_idle_keepalive_connections() -> None:
     room = Newsroom().start()
     room.add_page("/p", "x")
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(verify=TLS, timeout=5.0) as client:
         client.get(room.url("/p"))
         assert room.open_connections == 1
         started = time.monotonic()
@@ -335,7 +368,7 @@ def test_drip(newsroom: Newsroom) -> None:
     url = newsroom.add_raw("/drip", b"0123456789abcdefghij", "text/plain")
     newsroom.set_fault("/drip", Drip(chunk=4, interval=0.05))
     started = time.monotonic()
-    with httpx.stream("GET", url, timeout=5.0) as response:
+    with httpx.stream("GET", url, verify=TLS, timeout=5.0) as response:
         chunks = list(response.iter_raw())
     assert time.monotonic() - started >= 0.2  # four waits between five chunks
     assert b"".join(chunks) == b"0123456789abcdefghij" and len(chunks) >= 2
@@ -345,7 +378,7 @@ def test_drip(newsroom: Newsroom) -> None:
 def test_hang_times_out_client(newsroom: Newsroom) -> None:
     newsroom.set_fault("/hang", Hang())
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(newsroom.url("/hang"), timeout=httpx.Timeout(5.0, read=0.1))
+        httpx.get(newsroom.url("/hang"), verify=TLS, timeout=httpx.Timeout(5.0, read=0.1))
     (entry,) = newsroom.wait_for_requests("/hang", finished=True, timeout=3.0)
     assert entry.status is None
 
@@ -353,7 +386,7 @@ def test_hang_times_out_client(newsroom: Newsroom) -> None:
 def test_endless_body(newsroom: Newsroom) -> None:
     newsroom.set_fault("/endless", Endless(chunk=b"<item/>", interval=0.01))
     received = 0
-    with httpx.stream("GET", newsroom.url("/endless"), timeout=5.0) as response:
+    with httpx.stream("GET", newsroom.url("/endless"), verify=TLS, timeout=5.0) as response:
         assert response.headers["transfer-encoding"] == "chunked"
         for chunk in response.iter_raw():
             received += len(chunk)
@@ -366,7 +399,7 @@ def test_endless_body(newsroom: Newsroom) -> None:
 
 def test_oversized_declared_100mb(newsroom: Newsroom) -> None:
     newsroom.set_fault("/big", Oversized())
-    with httpx.stream("GET", newsroom.url("/big"), timeout=5.0) as response:
+    with httpx.stream("GET", newsroom.url("/big"), verify=TLS, timeout=5.0) as response:
         assert response.headers["content-length"] == "100000000"
         received = b""
         for chunk in response.iter_raw():
@@ -384,7 +417,7 @@ def test_oversized_streams_without_holding_it(newsroom: Newsroom) -> None:
     tracemalloc.start()
     try:
         total = 0
-        with httpx.stream("GET", newsroom.url("/big"), timeout=10.0) as response:
+        with httpx.stream("GET", newsroom.url("/big"), verify=TLS, timeout=10.0) as response:
             assert "content-length" not in response.headers
             for chunk in response.iter_raw():
                 total += len(chunk)
@@ -397,7 +430,7 @@ def test_oversized_streams_without_holding_it(newsroom: Newsroom) -> None:
 
 def test_gzip_bomb_small_exact(newsroom: Newsroom) -> None:
     newsroom.set_fault("/bomb", GzipBomb(expanded=16 << 20))
-    with httpx.stream("GET", newsroom.url("/bomb"), timeout=5.0) as response:
+    with httpx.stream("GET", newsroom.url("/bomb"), verify=TLS, timeout=5.0) as response:
         assert response.headers["content-encoding"] == "gzip"
         raw = b"".join(response.iter_raw())
     assert len(raw) < 40_000
@@ -406,7 +439,7 @@ def test_gzip_bomb_small_exact(newsroom: Newsroom) -> None:
 
 def test_gzip_bomb_default_is_1gib(newsroom: Newsroom) -> None:
     newsroom.set_fault("/bomb", GzipBomb())
-    with httpx.stream("GET", newsroom.url("/bomb"), timeout=10.0) as response:
+    with httpx.stream("GET", newsroom.url("/bomb"), verify=TLS, timeout=10.0) as response:
         raw = b"".join(response.iter_raw())
     assert len(raw) == int(response.headers["content-length"]) < 1_100_000
     inflater = zlib.decompressobj(31)
@@ -463,7 +496,7 @@ def test_wrong_content_type_charset_and_html(newsroom: Newsroom) -> None:
 
 def test_client_side_failures() -> None:
     with pytest.raises(httpx.ConnectError):
-        httpx.get(unused_port_url(), timeout=5.0)
+        httpx.get(unused_port_url(), verify=TLS, timeout=5.0)
 
 
 # ------------------------------------------------------------------ concurrency and hosts
@@ -475,7 +508,7 @@ def test_200_parallel_requests_while_one_path_hangs(newsroom: Newsroom) -> None:
 
     async def run() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+        async with httpx.AsyncClient(verify=TLS, limits=limits, timeout=10.0) as client:
             stuck = asyncio.ensure_future(client.get(newsroom.url("/stuck")))
             responses = await asyncio.gather(*(client.get(urls[i % 20]) for i in range(200)))
             stuck.cancel()
@@ -491,7 +524,11 @@ def test_200_parallel_requests_while_one_path_hangs(newsroom: Newsroom) -> None:
 def test_several_loopback_hosts() -> None:
     with Newsroom(hosts=3) as room:
         room.add_page("/p", "hello")
-        assert [u.split(":")[1] for u in room.base_urls] == ["//127.0.0.1", "//127.0.0.2", "//127.0.0.3"]
+        assert [u.split(":")[1] for u in room.base_urls] == [
+            "//127.0.0.1",
+            "//127.0.0.2",
+            "//127.0.0.3",
+        ]
         for host in range(3):
             assert get(room.url("/p", host)).text == "hello"
         assert len(room.requests_for("/p", host="127.0.0.2")) == 1

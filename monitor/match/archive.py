@@ -144,7 +144,8 @@ def _rows(
     languages: tuple[str, ...] | None,
     limit: int | None,
 ) -> Iterator[tuple[object, ...]]:
-    sql, params = _SELECT, [compiled.fts]
+    sql = _SELECT
+    params: list[str | int] = [compiled.fts]
     if since is not None:
         sql += " AND i.fetched >= ?"
         params.append(since)

@@ -8,6 +8,7 @@ archive search so both report the same terms and snippets.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,12 +29,17 @@ class Highlight:
 
 
 class Field:
-    """One field of a document: original text, its tokens and a lookup from norm to positions."""
+    """One field of a document: original text, its tokens and a lookup from norm to positions.
+
+    Lookups are cached: in a batch, many topics ask for the same terms.
+    """
 
     def __init__(self, text: str, tokens: list[Token] | None = None) -> None:
         self.text = text
         self.tokens = tokenize(text) if tokens is None else tokens
         self._index: dict[str, list[int]] | None = None
+        self._sorted: list[str] = []
+        self._found: dict[tuple[QueryTokenForm, ...], list[tuple[int, int]]] = {}
 
     @property
     def index(self) -> dict[str, list[int]]:
@@ -42,24 +48,33 @@ class Field:
             for i, tok in enumerate(self.tokens):
                 index.setdefault(tok.norm, []).append(i)
             self._index = index
+            self._sorted = sorted(index)
         return self._index
 
-    def find(self, forms: Sequence[QueryTokenForm]) -> list[tuple[int, int]]:
+    def _starts(self, form: QueryTokenForm) -> list[int]:
+        index = self.index
+        if not form.prefix:
+            return index.get(form.norm, [])
+        words, lo = self._sorted, bisect.bisect_left(self._sorted, form.norm)
+        starts: list[int] = []
+        while lo < len(words) and words[lo].startswith(form.norm):
+            starts.extend(index[words[lo]])
+            lo += 1
+        return sorted(starts)
+
+    def find(self, forms: tuple[QueryTokenForm, ...]) -> list[tuple[int, int]]:
         """Token ranges [start, end) where the phrase ``forms`` occurs."""
-        first = forms[0]
-        if first.prefix:
-            starts = sorted(
-                i for norm, idx in self.index.items() if norm.startswith(first.norm) for i in idx
-            )
-        else:
-            starts = self.index.get(first.norm, [])
-        size, tokens = len(forms), self.tokens
-        return [
-            (i, i + size)
-            for i in starts
-            if i + size <= len(tokens)
-            and all(_form_matches(forms[k], tokens[i + k].norm) for k in range(1, size))
-        ]
+        found = self._found.get(forms)
+        if found is None:
+            size, tokens = len(forms), self.tokens
+            found = [
+                (i, i + size)
+                for i in self._starts(forms[0])
+                if i + size <= len(tokens)
+                and all(_form_matches(forms[k], tokens[i + k].norm) for k in range(1, size))
+            ]
+            self._found[forms] = found
+        return found
 
 
 def _form_matches(form: QueryTokenForm, norm: str) -> bool:

@@ -460,7 +460,11 @@ def _emit(node: Node, top: bool = False) -> str:
         return f"{_emit_columns(node.columns)}NEAR({inner}, {node.distance})"
     if isinstance(node, And | Or):
         op = " AND " if isinstance(node, And) else " OR "
-        text = op.join(_emit(c) for c in node.children)
+        # "sanctions OR sanction" normalise to the same term: emit it once
+        children = list(dict.fromkeys(_emit(c) for c in node.children))
+        if len(children) == 1:
+            return _emit(node.children[0], top)
+        text = op.join(children)
     else:
         text = f"{_emit(node.keep)} NOT {_emit(node.drop)}"
     return text if top else f"({text})"
@@ -524,9 +528,9 @@ def _list_term(term: str, where: str) -> str:
     core = text.rstrip("*").strip()
     if not query_forms(core):
         raise QueryError(f"{where}: the term {term!r} has no letters or digits to search")
-    if _BARE_TERM.fullmatch(text) and core not in ("AND", "OR", "NOT", "NEAR"):
-        if core.lower() not in _LOWER_OPERATORS:
-            return text
+    is_operator = core in ("AND", "OR", "NOT", "NEAR") or core.lower() in _LOWER_OPERATORS
+    if _BARE_TERM.fullmatch(text) and not is_operator:
+        return text
     return _fts_string(core) + ("*" if prefix else "")
 
 

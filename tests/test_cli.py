@@ -1,0 +1,167 @@
+"""The `monitor` command, run in-process (and `monitor run` as a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor import __version__
+from monitor.cli import main, split_config_option
+from tests.newsroom import Newsroom, Status
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config" / "monitor.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def feeds_config(tmp_path: Path, feeds: dict[str, str], extra: str = "") -> Path:
+    lines = ["workers: 0", "defaults: {timeout: 2s}", "feeds:"]
+    for name, url in feeds.items():
+        lines += [f"  - name: {name}", f"    url: {url}"]
+    return write_config(tmp_path, "\n".join(lines) + "\n" + extra)
+
+
+def cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_config_option_is_accepted_before_or_after_the_command() -> None:
+    assert split_config_option(["--config", "a.yaml", "check"]) == (["check"], "a.yaml")
+    assert split_config_option(["check", "--config=b.yaml"]) == (["check"], "b.yaml")
+    assert split_config_option(["items", "-c", "c.yaml", "--json"]) == (
+        ["items", "--json"],
+        "c.yaml",
+    )
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_check_ok_and_error_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = feeds_config(tmp_path, {"A": "https://a.example/feed"})
+    assert cli(["check", "--config", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = write_config(tmp_path, "feeds:\n  - name: A\n    url: nope\n    colour: red\n")
+    assert cli(["--config", str(bad), "check"]) == 2
+    errors = capsys.readouterr().err
+    assert f"{bad}:3: feeds[0].url: 'nope' is not an http(s) URL" in errors
+    assert f"{bad}:4: feeds[0].colour: unknown key" in errors
+
+
+def test_check_masks_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAT_TOKEN", "s3cr3t-token-value")
+    path = write_config(tmp_path, 'channels:\n  chat: "json://localhost/${CHAT_TOKEN}"\n')
+    assert cli(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out and "json://localhost/***" in out
+
+
+def test_once_runs_and_reports_then_items_json(
+    newsroom: Newsroom, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    published = newsroom.publish("/feed.xml", 3)
+    newsroom.set_fault("/down.xml", Status(500))
+    path = feeds_config(
+        tmp_path, {"News": newsroom.url("/feed.xml"), "Down": newsroom.url("/down.xml")}
+    )
+    assert cli(["once", "--config", str(path)]) == 0  # a failed feed does not fail the pass
+    out = capsys.readouterr().out
+    assert "feeds: 1 ok, 1 failed, 0 skipped; new items: 3" in out
+    assert "failed  Down: HTTP 500 Internal Server Error" in out
+
+    assert cli(["items", "--json", "--config", str(path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["url"] for r in rows} == {p.url for p in published}
+    row = rows[0]
+    assert isinstance(row["id"], int) and row["feed"] == "News" and row["feeds"] == ["News"]
+    assert row["text_source"] == "page" and row["language"] == "en"
+    assert row["fetched"].endswith("Z") and row["published"].endswith("Z")
+    assert row["topics"] == []
+
+    assert cli(["feeds", "--config", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "News" in table and "Down" in table and "HTTP 500" in table
+
+    assert cli(["items", "--feed", "Down", "--json", "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_once_with_a_config_error_exits_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "defaults: {interval: never}\n")
+    assert cli(["once", "--config", str(path)]) == 2
+
+
+def test_once_with_an_unopenable_database_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    path = write_config(tmp_path, f"database: {blocker}/sub/monitor.db\nfeeds: []\n")
+    assert cli(["once", "--config", str(path)]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_import_opml_keeps_comments_and_skips_known_urls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        tmp_path,
+        "# my feeds\nfeeds:\n  - name: Known\n    url: https://known.example/feed  # keep me\n",
+    )
+    opml = tmp_path / "export.opml"
+    opml.write_text(
+        """<?xml version="1.0"?><opml version="2.0"><body>
+        <outline text="News"><outline text="Known" xmlUrl="https://known.example/feed"/>
+        <outline text="Новости" title="Новости" xmlUrl="https://ru.example/rss"/>
+        <outline text="Known" xmlUrl="https://other.example/feed"/></outline></body></opml>""",
+        encoding="utf-8",
+    )
+    assert cli(["import-opml", str(opml), "--config", str(path)]) == 0
+    assert "added 2" in capsys.readouterr().out
+    text = path.read_text(encoding="utf-8")
+    assert "# my feeds" in text and "# keep me" in text
+    assert "Новости" in text and "Known (2)" in text
+    assert cli(["check", "--config", str(path)]) == 0
+
+
+def test_run_stops_cleanly_on_sigterm(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.publish("/feed.xml", 2)
+    path = feeds_config(tmp_path, {"News": newsroom.url("/feed.xml")})
+    # first polls are spread over a minute; a single feed named "News" may wait up to 60 s,
+    # so run the daemon only until its start-up and heartbeat are visible, then stop it.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "started:" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "stopped" in rest
+    assert (tmp_path / "state" / "heartbeat").exists()
