@@ -61,7 +61,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecbplus-dev.js
 SEEDS = (0, 1, 2, 3, 4)
 TUNE_SEEDS = (0, 1)
 N_FOLDS = 7
-THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.20 .. 0.80
+THRESHOLDS = tuple(round(0.05 + 0.05 * i, 2) for i in range(16))  # 0.05 .. 0.80
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # 496 articles inside 4.2 hours: all within the window
 

@@ -33,6 +33,7 @@ from monitor.store import FeedStateUpdate, Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY_RE = re.compile(r"key=([\w:.\-]+)")
+ATTEMPT_RE = re.compile(r"attempt=(\d+)")
 
 
 # --------------------------------------------------------------------------- HTTP receiver
@@ -58,6 +59,11 @@ class Received:
         found = KEY_RE.search(self.text)
         return found.group(1) if found else None
 
+    @property
+    def attempt(self) -> int:
+        found = ATTEMPT_RE.search(self.text)
+        return int(found.group(1)) if found else 0
+
 
 @dataclass
 class Receiver:
@@ -76,6 +82,8 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender died mid-request: nothing was delivered
+                    return
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:
@@ -90,11 +98,14 @@ class Receiver:
                         self.end_headers()
                         return
                     receiver.messages.append(got)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"ok": true}')
-                self.wfile.flush()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"ok": true}')
+                    self.wfile.flush()
+                except OSError:  # the sender died before reading the answer (crash test)
+                    return
                 if receiver.on_request:
                     receiver.on_request(got, "after")
 
@@ -107,7 +118,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> Receiver:
         self._thread.start()
@@ -266,4 +277,5 @@ def seed(store: Store, feed: str, stories: Sequence[Story_], now: datetime = NOW
     return list(store.record_poll(feed, poll, update, now).new_item_ids)
 
 
-KEY_TEMPLATE = "{{ title }} key={{ key }}\n"  # a template that puts the idempotency key in the body
+# A template that puts the idempotency key and the attempt (claim) number in the body.
+KEY_TEMPLATE = "{{ title }} key={{ key }} attempt={{ attempt }}\n"

@@ -75,8 +75,10 @@ __all__ = [
     "Entry",
     "Exchange",
     "Fault",
+    "FeedFormat",
     "GzipBomb",
     "Hang",
+    "HostileKind",
     "HtmlInstead",
     "LoggedRequest",
     "Newsroom",
@@ -92,6 +94,7 @@ __all__ = [
     "Transcode",
     "make_story",
     "render_article",
+    "story_entry",
     "unused_port_url",
 ]
 
@@ -478,7 +481,9 @@ class Delay(Fault):
 
 @dataclass(frozen=True)
 class Drip(Fault):
-    """Send the body `chunk` bytes at a time, `interval` seconds apart (e.g. 1 byte a second)."""
+    """Send the body `chunk` bytes at a time, `interval` seconds apart (e.g. 1 byte a second).
+
+    Like the other streaming faults it always answers 200, ignoring conditional headers."""
 
     chunk: int = 1
     interval: float = 1.0
@@ -626,7 +631,8 @@ class Transcode(Fault):
             return
         body = res.body.decode("utf-8").encode(self.actual, errors="xmlcharrefreplace")
         mime = res.content_type.split(";", 1)[0]
-        ex.serve(replace(res, body=body, content_type=f"{mime}; charset={self.declared}"))
+        content_type = f"{mime}; charset={self.declared}"
+        ex.serve(replace(res, body=body, content_type=content_type, etag=_etag(body)))
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,13 @@ topics:
     query: x
 """
     found = problems(text)
-    assert "conf.yaml:2: defaults.interval: 'often' is not a duration (use e.g. 90s, 15m, 1h30m, 3d)" in found
-    assert any(p.startswith("conf.yaml:5: feeds[0].url:") and "not an http(s) URL" in p for p in found)
+    assert (
+        "conf.yaml:2: defaults.interval: 'often' is not a duration (use e.g. 90s, 15m, 1h30m, 3d)"
+        in found
+    )
+    assert any(
+        p.startswith("conf.yaml:5: feeds[0].url:") and "not an http(s) URL" in p for p in found
+    )
     assert any(p.startswith("conf.yaml:8: feeds[1].intervall: unknown key") for p in found)
     assert len(found) == 3  # cross-checks run only once the shape is valid
 

@@ -140,6 +140,7 @@ def render(
     charset: str | None = "utf-8",
     opengraph: bool = True,
     json_ld: bool = False,
+    dated_byline: bool = True,
 ) -> str:
     """A news page as publishers build them: banner, menu, article, related links, comments."""
     head = [f'<meta charset="{charset}">' if charset else "", f"<title>{article.title}</title>"]
@@ -168,6 +169,11 @@ def render(
         for i, text in enumerate(article.comments)
     )
     body = "".join(f"<p>{p}</p>" for p in article.paragraphs)
+    byline_time = (
+        f', <time datetime="{article.published}">{article.published[:10]}</time>'
+        if dated_byline
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="{article.lang}"><head>{"".join(head)}</head>
 <body>
@@ -177,8 +183,7 @@ def render(
 <main>
 <article class="post">
 <h1 class="entry-title">{article.title}</h1>
-<div class="byline">{article.author},
-<time datetime="{article.published}">{article.published[:10]}</time></div>
+<div class="byline">{article.author}{byline_time}</div>
 <div class="entry-content">{body}
 <div class="related-posts"><h3>Related</h3><ul>{related}</ul></div></div>
 </article>
@@ -210,6 +215,29 @@ def test_english_page_gives_article_text_and_opengraph_metadata() -> None:
     assert page.site_name == ENGLISH.site
     assert page.published == datetime(2026, 3, 14, 8, 30, tzinfo=UTC)
     assert page.language == "en"
+
+
+PUBLISHED = datetime(2026, 3, 14, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ('<meta property="article:published_time" content="2026-03-14T09:30:00+01:00">', PUBLISHED),
+        ('<meta name="pubdate" content="Sat, 14 Mar 2026 09:30:00 +0100">', PUBLISHED),
+        ('<meta itemprop="datePublished" content="2026-03-14T08:30:00.000+0000">', PUBLISHED),
+        (
+            '<script type="application/ld+json">{"@graph": [{"@type": "WebSite"}, '
+            '{"@type": "NewsArticle", "datePublished": "2026-03-14T08:30:00Z"}]}</script>',
+            PUBLISHED,
+        ),
+        ("", datetime(2026, 3, 14, tzinfo=UTC)),  # only the URL has a date: htmldate finds it
+    ],
+)
+def test_publication_time_comes_as_aware_utc(head: str, expected: datetime) -> None:
+    html = render(ENGLISH, opengraph=False, dated_byline=False).replace("</head>", f"{head}</head>")
+    page = extract_page(html.encode(), "https://courier.example/2026/03/14/tram.html")
+    assert page.published == expected
 
 
 def test_korean_page_with_json_ld_metadata() -> None:
@@ -252,8 +280,10 @@ def test_undeclared_windows_1251_is_detected() -> None:
 
 
 def test_utf8_mislabelled_as_latin1_is_read_as_utf8() -> None:
-    html = render(RUSSIAN, charset="iso-8859-1").encode()
-    assert RUSSIAN.paragraphs[1] in decode_html(html, "text/html; charset=ISO-8859-1")
+    # Every byte of this UTF-8 text is also valid windows-1252, so only the UTF-8 check saves it.
+    html = '<html><meta charset="iso-8859-1"><p>Élysée: café, déjà vu – «réunion»</p>'
+    decoded = decode_html(html.encode(), "text/html; charset=ISO-8859-1")
+    assert "<p>Élysée: café, déjà vu – «réunion»</p>" in decoded
 
 
 def test_latin1_label_reads_as_windows_1252() -> None:
@@ -261,7 +291,7 @@ def test_latin1_label_reads_as_windows_1252() -> None:
     assert "“Déjà vu” – café" in decode_html(html, "text/html; charset=iso-8859-1")
 
 
-def test_utf16_page_with_bom_beats_declarations() -> None:
+def test_utf16_page_with_bom_is_read_not_refused_as_binary() -> None:
     html = render(KOREAN, charset="windows-1251").encode("utf-16")  # BOM first, then NUL bytes
     page = extract_page(html, "https://hanbit.example/news/1", "text/html; charset=iso-8859-1")
     assert_article_only(page, KOREAN)
@@ -310,10 +340,10 @@ def test_deeply_nested_markup_does_not_raise() -> None:
 
 
 def test_huge_page_is_cut_before_extraction() -> None:
-    article = render(ENGLISH)
-    padding = "<script>var x = 1;</script>\n" * (extract.MAX_HTML_BYTES // 28 + 1000)
+    last = f"<p>{ENGLISH.paragraphs[-1]}</p>"
+    padding = '<script>var blob = "' + "x" * extract.MAX_HTML_BYTES + '";</script>'
     late = "<p>" + "This sentence sits beyond the size cap and must not appear. " * 5 + "</p>"
-    html = article.replace("</article>", f"</article>{padding}{late}").encode()
+    html = render(ENGLISH).replace(last, f"{last}{padding}{late}").encode()
     assert len(html) > extract.MAX_HTML_BYTES
     page = extract_page(html, "https://courier.example/huge")
     assert ENGLISH.paragraphs[0] in page.text
@@ -322,9 +352,10 @@ def test_huge_page_is_cut_before_extraction() -> None:
 
 def test_page_with_too_many_elements_keeps_its_beginning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(extract, "MAX_ELEMENTS", 400)
-    filler = "".join(f'<div class="teaser"><span>item {i}</span></div>' for i in range(1000))
+    last = f"<p>{ENGLISH.paragraphs[-1]}</p>"
+    filler = "<span></span>" * 1000
     late = "<p>" + "A paragraph written after a thousand elements of filler text. " * 5 + "</p>"
-    html = render(ENGLISH).replace("</article>", f"</article>{filler}<article>{late}</article>")
+    html = render(ENGLISH).replace(last, f"{last}{filler}{late}")
     page = extract_page(html.encode(), "https://courier.example/long")
     assert ENGLISH.paragraphs[0] in page.text
     assert "after a thousand elements" not in page.text

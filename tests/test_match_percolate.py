@@ -141,12 +141,12 @@ def test_language_filter_keeps_only_listed_languages() -> None:
     assert set(match_one("kursk", [unknown, regional], languages=("EN",))) == {"regional"}
 
 
-def test_snippet_is_original_text_around_hits() -> None:
+def test_snippet_is_original_text_around_the_densest_hits() -> None:
     long_text = " ".join(["Filler words about the weather."] * 30)
     doc = MatchDoc(
         "long",
         "Weather report",
-        f"{long_text} Then Moscow and PYONGYANG agreed on a deal. {long_text}",
+        f"Moscow was quiet. {long_text} Then Moscow and PYONGYANG agreed on a deal. {long_text}",
         "en",
     )
     found = match_one("moscow pyongyang", [doc])["long"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import gzip
+import itertools
 import json
 import re
 import ssl
@@ -502,23 +503,44 @@ def test_client_side_failures() -> None:
 # ------------------------------------------------------------------ concurrency and hosts
 
 
-def test_200_parallel_requests_while_one_path_hangs(newsroom: Newsroom) -> None:
-    urls = [newsroom.add_feed(f"/feeds/{i}.xml", ENTRIES[:2]) for i in range(20)]
-    newsroom.set_fault("/stuck", Hang())
+def test_200_parallel_requests_while_one_path_hangs() -> None:
+    room = Newsroom().start()
+    urls = [room.add_feed(f"/feeds/{i}.xml", ENTRIES[:2]) for i in range(20)]
+    for i in range(20):
+        room.set_fault(f"/feeds/{i}.xml", Delay(0.5))  # 200 in a row would take 100 s
+    room.set_fault("/stuck", Hang())
+    results: list[httpx.Response | None] = [None] * 200
+    barrier = threading.Barrier(201)
 
-    async def run() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(verify=TLS, limits=limits, timeout=10.0) as client:
-            stuck = asyncio.ensure_future(client.get(newsroom.url("/stuck")))
-            responses = await asyncio.gather(*(client.get(urls[i % 20]) for i in range(200)))
-            stuck.cancel()
-            return list(responses)
+    def fetch(i: int) -> None:
+        with httpx.Client(verify=TLS, timeout=10.0) as client:
+            barrier.wait()
+            results[i] = client.get(urls[i % 20])
 
-    responses = asyncio.run(run())
-    assert [r.status_code for r in responses] == [200] * 200
-    assert len({r.headers["etag"] for r in responses}) == 20
-    assert sum(len(newsroom.requests_for(u)) for u in urls) == 200
-    assert newsroom.connections_accepted > 20  # served in parallel, not one by one
+    def stuck() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(room.url("/stuck"), verify=TLS, timeout=30.0)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(200)]
+    threads.append(threading.Thread(target=stuck))
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.monotonic()
+    for thread in threads[:200]:
+        thread.join(30.0)
+    elapsed = time.monotonic() - started
+    room.stop()
+    threads[200].join(5.0)
+
+    assert [r.status_code if r else None for r in results] == [200] * 200
+    assert len({r.headers["etag"] for r in results if r}) == 20
+    assert elapsed < 10.0
+    spans = [(r.time, r.finished or r.time) for r in room.log if r.path.startswith("/feeds/")]
+    assert len(spans) == 200
+    events = sorted([(t0, 1) for t0, _ in spans] + [(t1, -1) for _, t1 in spans])
+    in_flight = max(itertools.accumulate(step for _, step in events))
+    assert in_flight >= 150  # the server really held that many requests at once
 
 
 def test_several_loopback_hosts() -> None:

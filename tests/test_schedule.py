@@ -55,7 +55,9 @@ def test_backoff_doubles_from_the_interval_and_is_capped() -> None:
 
 def test_retry_after_pushes_the_next_fetch() -> None:
     later = NOW + timedelta(hours=2)
-    assert next_fetch_after(NOW, 15 * MIN, error_count=1, cap=6 * 60 * MIN, retry_after=later) == later
+    assert (
+        next_fetch_after(NOW, 15 * MIN, error_count=1, cap=6 * 60 * MIN, retry_after=later) == later
+    )
     assert next_fetch_after(NOW, 15 * MIN, error_count=0, cap=6 * 60 * MIN, retry_after=None) == (
         NOW + 15 * MIN
     )

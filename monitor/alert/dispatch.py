@@ -227,7 +227,7 @@ class Dispatcher:
 
     def render(self, row: outbox.OutboxRow, channel: Channel) -> Message:
         """The message for a row; a broken custom template falls back to the default one."""
-        payload = {**row.payload, "key": row.key}
+        payload = {**row.payload, "key": row.key, "attempt": row.attempts}
         template = self._template_for(row, channel)
         try:
             return self.renderer.render(

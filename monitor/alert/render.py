@@ -3,7 +3,7 @@
 Templates live in `monitor/templates/` (`alert.<format>.j2`, `digest.<format>.j2`,
 `health.<format>.j2`, format = text, markdown or html) and can be replaced per topic or channel with
 `template: path/to/file.j2` (relative to the config file). A template may set the message title with
-`{% set title = ... %}`; otherwise it is "topics: headline".
+`{% set subject = ... %}`; otherwise it is "topics: headline".
 
 Everything that comes from an article (headline, outlet, snippet, terms, URL) is escaped for the
 channel's format before a template sees it, so a headline cannot inject markup, links or mentions:
@@ -187,6 +187,7 @@ def alert_context(payload: Mapping[str, Any], fmt: Format, zone: str) -> dict[st
         ),
         "other_outlets": _list(other, fmt),
         "key": payload.get("key", ""),
+        "attempt": payload.get("attempt", 1),
     }
 
 
@@ -212,6 +213,7 @@ def digest_context(payload: Mapping[str, Any], fmt: Format, zone: str) -> dict[s
         "until": format_date(payload.get("until"), zone),
         "channel": escape_for(payload.get("channel"), fmt),
         "key": payload.get("key", ""),
+        "attempt": payload.get("attempt", 1),
     }
 
 
@@ -241,7 +243,7 @@ def _developments(
             {
                 "title": escape_for(titles.get(group) or _item_title(members[0]), fmt),
                 "newest": _when(members[0]),
-                "items": [alert_context(m, fmt, zone) for m in members],
+                "articles": [alert_context(m, fmt, zone) for m in members],
                 "other_outlets": _list(others, fmt),
             }
         )
@@ -265,6 +267,7 @@ def health_context(payload: Mapping[str, Any], fmt: Format, zone: str) -> dict[s
         "lines": [escape_for(line, fmt) for line in payload.get("lines") or []],
         "since": format_date(payload.get("since"), zone),
         "key": payload.get("key", ""),
+        "attempt": payload.get("attempt", 1),
     }
 
 
@@ -302,10 +305,9 @@ class Renderer:
         )
         module = chosen.make_module(context)
         body = str(module).strip() + "\n"
-        title = getattr(module, "title", None)
-        return Message(
-            plain_title(str(title) if title else default_title(kind, payload)), body, fmt
-        )
+        subject = getattr(module, "subject", None)
+        title = str(subject) if subject else default_title(kind, payload)
+        return Message(plain_title(title), body, fmt)
 
     def _load(self, path: Path, fmt: Format) -> jinja2.Template:
         mtime = path.stat().st_mtime

@@ -44,17 +44,26 @@ FEATURE_NAMES = (
     "year_agree",  # both mention years and share one
     "year_conflict",  # both mention years and share none
     "max_member",  # best whole-text cosine with a single member
+    "lead_names_novel",  # share of the names in the article's lead the development never named
+    "names_novel",  # the same for all the article's names (weighted by count)
+    "log_size",  # log(1 + members)
+    "novelty_x_size",  # lead_novelty * log_size: novelty means more against a big development
+    "doc_short",  # 1 for a title-only article, towards 0 for long ones
+    "facts_novel",  # share of the article's numbers and dates the development never had
+    "lead_core_missing",  # share of the names most members lead with, absent from the article
+    "lead_names_missing",  # how many names of the article's lead the development never named
 )
 
 # Fitted by bench/developments.py (logistic regression on ECB+, see its --fit output).
 DEFAULT_BIAS = -4.0
-DEFAULT_COEFS = (6.0, 2.0, 2.0, 3.0, 1.0, -3.0, -2.0, 0.5, -1.0, 3.0)
+DEFAULT_COEFS = (6.0, 2.0, 2.0, 3.0, 1.0, -3.0, -2.0, 0.5, -1.0, 3.0, -2.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class ClusterParams:
     window: timedelta = timedelta(days=3)
     join_threshold: float = 0.5  # probability of "same event" needed to join
+    join_threshold_single: float = 0.5  # ... to join a development of one article
     duplicate_containment: float = 0.8
     min_guid_length: int = 8  # shorter guids ("123") collide across sites
     merge_threshold: float = 0.8  # average probability for find_merges
@@ -163,8 +172,11 @@ def decide(
     if dup is not None:
         return dup
     scored = score_developments(doc.features, live, stats, params)
-    if scored and scored[0][0] >= params.join_threshold:
-        return Decision("report", scored[0][1], None, round(scored[0][0], 6))
+    sizes = {d.id: len(d.members) for d in live}
+    for prob, dev_id in scored:
+        need = params.join_threshold_single if sizes[dev_id] == 1 else params.join_threshold
+        if prob >= need:
+            return Decision("report", dev_id, None, round(prob, 6))
     return Decision("first", None, None, round(scored[0][0], 6) if scored else 0.0)
 
 
@@ -311,18 +323,57 @@ def pair_features(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> t
     lead = weigher.unit("w:", doc.lead)
     c_words = weigher.centroid("w:", prof.words)
     year_agree, year_conflict = _years(doc.years, prof.years)
+    lead_novelty = _lead_novelty(doc, prof, weigher)
+    log_size = math.log1p(prof.size)
     return (
         _dot(words, c_words),
         _dot(lead, weigher.centroid("w:", prof.lead)),
         _dot(lead, c_words),
         _dot(weigher.unit("n:", doc.names), weigher.centroid("n:", prof.names)),
         _dot(weigher.unit("f:", doc.facts), weigher.centroid("f:", prof.facts)),
-        _lead_novelty(doc, prof, weigher),
+        lead_novelty,
         _core_missing(doc, prof, weigher),
         year_agree,
         year_conflict,
         max((_dot(words, weigher.unit("w:", m.features.words)) for m in dev.members), default=0.0),
+        _novel(doc.lead_names, prof.names, weigher, "n:"),
+        _novel(doc.names, prof.names, weigher, "n:"),
+        log_size,
+        lead_novelty * log_size,
+        1.0 / (1.0 + len(doc.words) / 20.0),
+        _novel(doc.facts, prof.facts, weigher, "f:"),
+        _lead_core_missing(doc, dev, weigher),
+        min(3.0, float(sum(1 for n in doc.lead_names if n not in prof.names))),
     )
+
+
+def _lead_core_missing(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> float:
+    counts: Counter[str] = Counter()
+    for member in dev.members:
+        counts.update(member.features.lead_names.keys())
+    need = max(1, math.ceil(len(dev.members) / 2))
+    total = missing = 0.0
+    for name, count in counts.items():
+        if count < need:
+            continue
+        weight = weigher.idf("n:", name)
+        total += weight
+        if name not in doc.names:
+            missing += weight
+    return missing / total if total else 0.0
+
+
+def _novel(
+    bag: Mapping[str, float], seen: Mapping[str, float], weigher: Weigher, space: str
+) -> float:
+    """IDF-weighted share of ``bag`` (by count) absent from ``seen``."""
+    total = novel = 0.0
+    for term, count in bag.items():
+        weight = count * weigher.idf(space, term)
+        total += weight
+        if term not in seen:
+            novel += weight
+    return novel / total if total else 0.0
 
 
 def _lead_novelty(doc: DocFeatures, prof: Profile, weigher: Weigher) -> float:

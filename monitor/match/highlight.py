@@ -108,12 +108,14 @@ def highlight(phrases: Sequence[Phrase], title: Field, body: Field) -> Highlight
 
 def _body_window(body: Field, hits: list[tuple[int, int, int]]) -> str:
     """The window of SNIPPET_TOKENS tokens holding the most distinct terms, then most hits."""
-    hits = sorted(hits)[:500]
+    hits = sorted(hits)
+    starts = [h[0] for h in hits]
     best_key, best_start = (-1, -1), 0
-    for start_tok, _, _ in hits:
+    for start_tok in sorted(set(starts))[:200]:  # a common word can hit hundreds of times
         start = max(0, start_tok - SNIPPET_TOKENS // 4)
         end = start + SNIPPET_TOKENS
-        inside = [h for h in hits if h[0] >= start and h[1] <= end]
+        window = hits[bisect.bisect_left(starts, start) : bisect.bisect_left(starts, end)]
+        inside = [h for h in window if h[1] <= end]
         key = (len({h[2] for h in inside}), len(inside))
         if key > best_key:
             best_key, best_start = key, start
