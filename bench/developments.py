@@ -119,7 +119,9 @@ def replay(
         seen = START + STEP * position
         feats = feats_of(doc)
         stats.add(feats)
-        decision = decide(Candidate(feats, seen, None, doc.index), list(devs.values()), stats, params)
+        decision = decide(
+            Candidate(feats, seen, None, doc.index), list(devs.values()), stats, params
+        )
         member = Member(doc.index, feats, seen)
         if decision.development_id is None:
             dev_id = len(devs) + 1
@@ -170,7 +172,9 @@ def score(docs: Sequence[Doc], params: ClusterParams, seed: int) -> tuple[float,
 # --- fitting ------------------------------------------------------------------------------
 
 
-def gold_pairs(docs: Sequence[Doc], seed: int, params: ClusterParams) -> list[tuple[tuple[float, ...], int]]:
+def gold_pairs(
+    docs: Sequence[Doc], seed: int, params: ClusterParams
+) -> list[tuple[tuple[float, ...], int]]:
     """Pair features of each article against the gold developments before it.
 
     The candidates are the ones ``decide`` would shortlist, so the model learns from the same
@@ -341,7 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = ClusterParams()
     print(f"{len(docs)} articles, {events} gold events, {len({d.topic for d in docs})} topics")
     print(f"shipped defaults: threshold={shipped.join_threshold} bias={shipped.bias}")
-    print("  coefs: " + ", ".join(f"{n}={c}" for n, c in zip(FEATURE_NAMES, shipped.coefs, strict=True)))
+    print(
+        "  coefs: "
+        + ", ".join(f"{n}={c}" for n, c in zip(FEATURE_NAMES, shipped.coefs, strict=True))
+    )
 
     if args.fit:
         fitted = fit(docs, shipped)

@@ -4,7 +4,7 @@ Prints F1 / precision / recall (the Scrapinghub benchmark's metric) and single-p
 (a) ``trafilatura.extract(html, include_comments=False)`` alone and (b) ``monitor.extract``'s
 ``extract_page``. ``--variants`` adds trafilatura's other modes, to show what each option costs.
 
-    python bench/extraction.py [--variants] [--repeat N] [--worst N]
+    python bench/extraction.py [--variants] [--repeat N] [--worst N]   (from the project root)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import trafilatura
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or with -m
-from extraction_metric import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
+from bench.extraction_metric import (
     DATA_DIR,
     DevPage,
     Score,
@@ -28,8 +28,7 @@ from extraction_metric import (  # noqa: E402
     load_dev_pages,
     page_counts,
 )
-
-from monitor.extract import extract_page, warm_up  # noqa: E402
+from monitor.extract import extract_page, warm_up
 
 Extractor = Callable[[DevPage], str]
 
@@ -55,7 +54,10 @@ VARIANTS = [
         _trafilatura(include_comments=False, favor_precision=True, fast=True),
     ),
     ("trafilatura favor_recall", _trafilatura(include_comments=False, favor_recall=True)),
-    ("trafilatura include_tables=False", _trafilatura(include_comments=False, include_tables=False)),
+    (
+        "trafilatura include_tables=False",
+        _trafilatura(include_comments=False, include_tables=False),
+    ),
     (
         "trafilatura favor_precision, no tables",
         _trafilatura(include_comments=False, favor_precision=True, include_tables=False),

@@ -52,9 +52,11 @@ def serve(conn: Connection, feeds: int, unchanged: int) -> None:
 def write_config(folder: Path, feeds: dict[str, str], extra: str = "") -> Config:
     lines = ["database: monitor.db", "defaults: {timeout: 30s}", "fetch: {per_host: 8}", "feeds:"]
     for name, url in feeds.items():
-        lines += [f"  - name: '{name}'", f"    url: '{url}'", extra] if extra else [
-            f"  - name: '{name}'", f"    url: '{url}'"
-        ]
+        lines += (
+            [f"  - name: '{name}'", f"    url: '{url}'", extra]
+            if extra
+            else [f"  - name: '{name}'", f"    url: '{url}'"]
+        )
     path = folder / "monitor.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)
@@ -116,11 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run(args: argparse.Namespace, pages: list[Any], truth: dict[str, str], served: dict[str, Any]) -> None:
+def run(
+    args: argparse.Namespace, pages: list[Any], truth: dict[str, str], served: dict[str, Any]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "real").mkdir()
-        config = write_config(folder / "real", {f"real {i}": u for i, u in enumerate(served["real"])})
+        config = write_config(
+            folder / "real", {f"real {i}": u for i, u in enumerate(served["real"])}
+        )
         cpu0 = cpu_seconds()
         new, elapsed = asyncio.run(one_pass(config))
         cpu1 = cpu_seconds()
@@ -128,17 +134,26 @@ def run(args: argparse.Namespace, pages: list[Any], truth: dict[str, str], serve
         alone_s, alone_texts = trafilatura_alone(pages)
         ours, base = evaluate(truth, texts), evaluate(truth, alone_texts)
         rate, alone_rate = new / elapsed, len(pages) / alone_s
-        print(f"ingest: {new} articles in {elapsed:.2f}s = {rate:.1f} articles/s end to end "
-              f"(CPU: main {cpu1[0] - cpu0[0]:.2f}s, workers {cpu1[1] - cpu0[1]:.2f}s)")
-        print(f"trafilatura alone, one process: {len(pages)} pages in {alone_s:.2f}s = "
-              f"{alone_rate:.1f} pages/s; ratio end-to-end / alone = {rate / alone_rate:.2f}")
-        print(f"extraction F1 (stored text): {ours.f1:.4f} (P {ours.precision:.4f}, R {ours.recall:.4f})")
-        print(f"extraction F1 (trafilatura.extract alone): {base.f1:.4f} "
-              f"(P {base.precision:.4f}, R {base.recall:.4f})")
+        print(
+            f"ingest: {new} articles in {elapsed:.2f}s = {rate:.1f} articles/s end to end "
+            f"(CPU: main {cpu1[0] - cpu0[0]:.2f}s, workers {cpu1[1] - cpu0[1]:.2f}s)"
+        )
+        print(
+            f"trafilatura alone, one process: {len(pages)} pages in {alone_s:.2f}s = "
+            f"{alone_rate:.1f} pages/s; ratio end-to-end / alone = {rate / alone_rate:.2f}"
+        )
+        print(
+            f"extraction F1 (stored text): {ours.f1:.4f} (P {ours.precision:.4f}, R {ours.recall:.4f})"
+        )
+        print(
+            f"extraction F1 (trafilatura.extract alone): {base.f1:.4f} "
+            f"(P {base.precision:.4f}, R {base.recall:.4f})"
+        )
 
         (folder / "small").mkdir()
         small = write_config(
-            folder / "small", {f"small {i}": u for i, u in enumerate(served["small"])},
+            folder / "small",
+            {f"small {i}": u for i, u in enumerate(served["small"])},
             extra="    fetch_article: false",
         )
         asyncio.run(one_pass(small))  # first pass: store the entries
@@ -147,8 +162,10 @@ def run(args: argparse.Namespace, pages: list[Any], truth: dict[str, str], serve
         cpu1 = cpu_seconds()
         spent = (cpu1[0] - cpu0[0]) + (cpu1[1] - cpu0[1])
         count = len(served["small"])
-        print(f"unchanged pass: {count} feeds in {elapsed:.2f}s wall, {spent:.2f}s CPU "
-              f"= {1000 * spent / count:.2f} ms CPU per feed")
+        print(
+            f"unchanged pass: {count} feeds in {elapsed:.2f}s wall, {spent:.2f}s CPU "
+            f"= {1000 * spent / count:.2f} ms CPU per feed"
+        )
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS: main process {me:.0f} MB, largest worker {kids:.0f} MB")

@@ -384,6 +384,9 @@ def alerts(
                     for row in rows])  # fmt: skip
         return
     summary = ", ".join(f"{count} {name}" for name, count in totals.items())
+    if not rows:
+        out.print(f"no alerts to show (outbox: {summary})")
+        return
     table = Table(title=f"{len(rows)} alerts shown (outbox: {summary})")
     for column in ("id", "created", "channel", "kind", "status", "tries", "next / sent", "topics",
                    "title", "last error"):  # fmt: skip
@@ -453,3 +456,6 @@ def alerts_test(
     if not result.ok:
         fail(f"{channel} ({url}) did not take the test alert: {result.detail}")
     out.print(f"sent a test alert to {channel} ({url}): {result.detail}", markup=False)
+
+
+import monitor.cli_topics  # noqa: E402,F401  (registers the topic commands)

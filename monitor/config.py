@@ -94,7 +94,9 @@ def _not_negative(value: timedelta) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
-DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
+]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 

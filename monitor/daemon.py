@@ -8,6 +8,7 @@ SIGINT/SIGTERM that lets in-flight database writes finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -52,10 +53,8 @@ class Daemon:
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
                 loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                pass
         async with open_pipeline(self.config, clock=self.clock) as pipeline:
             self._pipeline = pipeline
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")

@@ -8,16 +8,19 @@ decompression (so a gzip bomb is cut off too), global and per-host concurrency l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Self
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from monitor import __version__
@@ -33,8 +36,9 @@ DEFAULT_USER_AGENT = f"news-monitor/{__version__} (self-hosted news monitor; pol
 MAX_RETRY_AFTER = timedelta(days=7)
 _CHUNK = 64 * 1024
 
-# Called with each URL before it is requested (the SSRF guard hooks in here); raises FetchRefused.
-UrlGuard = Callable[[str], Awaitable[None]]
+# Called with each URL before it is requested (the SSRF guard, monitor.netguard, hooks in here);
+# raises FetchRefused, or returns the checked addresses the connection must go to (None: any).
+UrlGuard = Callable[[str], Awaitable[Sequence[str] | None]]
 
 
 class FetchRefused(Exception):
@@ -56,23 +60,26 @@ class Fetcher:
         user_agent: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        """`transport` replaces the network entirely (tests); then guard pins are not enforced.
+        `network_backend` is what the pinning backend connects through (default: anyio)."""
         self.max_redirects = max_redirects
         self.max_body = max_body
         self.clock = clock or SystemClock()
         self._global = asyncio.Semaphore(max_connections)
         self._per_host_limit = per_host
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or pinning_transport(limits, network_backend),
             follow_redirects=False,
             headers={
                 "User-Agent": user_agent or DEFAULT_USER_AGENT,
                 "Accept-Encoding": "gzip, deflate",
             },
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             trust_env=False,
         )
 
@@ -130,13 +137,13 @@ class Fetcher:
         current, visited = url, [url]
         for _ in range(self.max_redirects + 1):
             _check_scheme(current)
-            if guard is not None:
-                await guard(current)
+            pinned = await guard(current) if guard is not None else None
             async with self._slot(current):
                 request = self._client.build_request(
                     "GET", current, headers=headers, timeout=timeout
                 )
-                response = await self._client.send(request, stream=True)
+                with _pinned(current, pinned):
+                    response = await self._client.send(request, stream=True)
                 try:
                     if response.is_redirect and "location" in response.headers:
                         target = urljoin(current, response.headers["location"])
@@ -187,6 +194,92 @@ class Fetcher:
             last_modified=response.headers.get("last-modified"),
             body_hash=hashlib.sha256(body).hexdigest(),
         )
+
+
+# host -> the addresses its connections must go to, for the request hop in progress (per task).
+_PINS: ContextVar[Mapping[str, Sequence[str]] | None] = ContextVar("monitor_pins", default=None)
+
+
+@contextlib.contextmanager
+def _pinned(url: str, addresses: Sequence[str] | None) -> Iterator[None]:
+    """While the hop runs, new connections to its host go only to `addresses` (None: unpinned)."""
+    if addresses is None:
+        yield
+        return
+    if not addresses:
+        raise FetchRefused("no address left to connect to")
+    host = httpx.URL(url).raw_host.decode("ascii")
+    token = _PINS.set({host: tuple(addresses)})
+    try:
+        yield
+    finally:
+        _PINS.reset(token)
+
+
+class PinningBackend(httpcore.AsyncNetworkBackend):
+    """Connects a pinned host to the addresses the guard checked, never to a fresh DNS answer.
+
+    The URL keeps its host name, so the Host header, TLS SNI and certificate check use the name,
+    and pooled connections stay per host name."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        pins = _PINS.get()
+        if pins is None:  # an unguarded request (a configured feed)
+            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        addresses = pins.get(host)
+        if not addresses:  # fail closed: a guarded request must never resolve on its own
+            raise httpcore.ConnectError(f"refused: {host} was not checked before connecting")
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def pinning_transport(
+    limits: httpx.Limits, inner: httpcore.AsyncNetworkBackend | None = None
+) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, its connection pool built on the PinningBackend.
+
+    httpx has no public hook for a network backend, so its pool is replaced; the check below makes
+    an httpx upgrade that changes this fail loudly instead of silently not pinning."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to pin addresses")
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PinningBackend(inner),
+    )
+    return transport
 
 
 class _Slot:

@@ -22,12 +22,13 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from monitor.clock import Clock
+from monitor.cluster import features as cluster_features
 from monitor.config import Config, Feed, compiled_query
-from monitor.extract import ExtractedPage, detect_language, extract_page
+from monitor.extract import ExtractedPage, detect_language, extract_page, warm_up
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.identify import classify_entries
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
@@ -74,7 +75,8 @@ class Extractor:
     def __init__(self, workers: int | None = None) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor = (
-            ProcessPoolExecutor(max_workers=count)
+            # warm_up loads the language model once per worker, not on its first page.
+            ProcessPoolExecutor(max_workers=count, initializer=warm_up)
             if count > 0
             else ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitor-extract")
         )
@@ -83,8 +85,23 @@ class Extractor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, extract_page, html, url, content_type)
 
+    async def features(self, title: str, text: str, language: str | None) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, features_json, title, text, language)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def features_json(title: str, text: str, language: str | None) -> str:
+    """The clustering features of an article, serialised (runs in a worker process)."""
+    return cluster_features(title, text, language).to_json()
+
+
+def development_windows(config: Config) -> dict[str, timedelta]:
+    """Per topic, how long a development stays open to new reports."""
+    default = config.defaults.development_window
+    return {t.name: t.development_window or default for t in config.topics}
 
 
 def build_matcher(config: Config) -> Matcher:
@@ -124,17 +141,21 @@ class Pipeline:
         from monitor.alert.plan import AlertRouting
 
         self.writer.store.alert_routing = AlertRouting.from_config(config)
+        self.writer.store.development_windows = development_windows(config)
 
     async def deliver_alerts(self) -> None:
         """One delivery attempt for every due alert in the outbox (`monitor once`)."""
         from monitor.alert.dispatch import Dispatcher
 
-        # Its own connection: the writer's belongs to the writer thread.
-        dispatcher = Dispatcher(self.config, self.config.database, self.clock)
         try:
-            await dispatcher.send_due()
-        finally:
-            await dispatcher.aclose()
+            # Its own connection: the writer's belongs to the writer thread.
+            dispatcher = Dispatcher(self.config, self.config.database, self.clock)
+            try:
+                await dispatcher.send_due()
+            finally:
+                await dispatcher.aclose()
+        except Exception:  # the polls are recorded; the alerts stay queued for the next attempt
+            log.exception("alert delivery failed; pending alerts stay queued")
 
     async def sync_feeds(self) -> None:
         feeds = [(f.name, f.url, _config_hash(f)) for f in self.config.feeds]
@@ -293,8 +314,12 @@ class Pipeline:
         known = await self.writer.call(self.writer.store.known_entries, keys)
         new, updated, unchanged = classify_entries(parsed.entries, known)
         articles = await asyncio.gather(*(self._article(feed, e) for e in new))
-        matches = self.matcher.match(
-            [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles]
+        matches = await asyncio.to_thread(
+            self.matcher.match,
+            [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles],
+        )
+        articles = await asyncio.gather(
+            *(self._with_features(a) if matches.get(a.entry.key) else _same(a) for a in articles)
         )
         poll = FeedPoll(
             feed_name=feed.name,
@@ -341,6 +366,11 @@ class Pipeline:
             raise FeedParseError(f"{discovered} (linked from the page) is not a feed either")
         return replace(found, discovered_url=discovered), result, discovered
 
+    async def _with_features(self, article: Article) -> Article:
+        """Matched articles carry clustering features, computed off the event loop."""
+        found = await self.extractor.features(article.title, article.text, article.language)
+        return replace(article, features=found)
+
     async def _article(self, feed: Feed, entry: FeedEntry) -> Article:
         """Fetch and extract the entry's page; fall back to the feed's own text."""
         if not feed.fetch_article or not entry.url:
@@ -382,6 +412,10 @@ class Pipeline:
             page_url=None,
             extract_error=error,
         )
+
+
+async def _same(article: Article) -> Article:
+    return article
 
 
 def _config_hash(feed: Feed) -> str:

@@ -74,6 +74,7 @@ class Article:
     language: str | None
     page_url: str | None  # where the page was finally fetched from
     extract_error: str | None = None
+    features: str | None = None  # monitor.cluster features (JSON), for matched articles only
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import threading
@@ -216,11 +217,34 @@ class Story_:
     site_name: str | None = None
 
 
+_SYLLABLES = ("ka", "lo", "mi", "ne", "su", "tor", "vel", "qua", "rin", "zed", "pho", "gar")
+
+
+def distinct_text(n: int) -> str:
+    """Prose about event number n that shares no names or rare words with any other n.
+
+    Developments group articles about the same event, so alert tests that want one alert per story
+    need stories that are clearly about different events.
+    """
+    rng = random.Random(n)
+
+    def word() -> str:
+        return "".join(rng.choice(_SYLLABLES) for _ in range(3))
+
+    names = [word().capitalize() for _ in range(4)]
+    sentences = [
+        f"{names[0]} {names[1]} said the {word()} at {names[2]} would {word()} the {word()}."
+        for _ in range(3)
+    ]
+    return " ".join([*sentences, f"Officials in {names[3]} confirmed {n} {word()} {word()}."])
+
+
 def story(n: int, *topics: str, **kw: Any) -> Story_:
     values: dict[str, Any] = {
         "title": f"Story {n}",
         "topics": topics or ("t",),
         "url": f"https://news.example/a/{n}",
+        "text": distinct_text(n),
     }
     values.update(kw)
     return Story_(**values)

@@ -256,8 +256,13 @@ def test_two_dispatchers_racing_send_each_alert_once(tmp_path: Path) -> None:
 
 def test_a_hung_service_is_bounded_by_the_timeout(tmp_path: Path) -> None:
     release = threading.Event()
+
+    def hang(got: Any, when: str) -> None:
+        if when == "before":
+            release.wait(30)  # the service never answers (until the test ends)
+
     with Receiver() as rx:
-        rx.on_request = lambda got, when: release.wait(30) if when == "before" else None
+        rx.on_request = hang
         config = chat_config(tmp_path, rx, timeout="1s")
         store = open_store(config)
         seed(store, "A", [story(1, "t")])
@@ -281,7 +286,8 @@ def test_alert_max_age_keeps_a_backlog_quiet(tmp_path: Path) -> None:
             [story(1, "t", published=NOW - timedelta(days=10)), story(2, "t")],
         )
         assert dispatch(config, FakeClock(NOW)).sent == 1
-        assert [m.key for m in rx.messages] == ["item:2:chat:1"]
+        # item 2 opened a development of its own (the first development is item 1's)
+        assert [m.key for m in rx.messages] == ["dev:2:chat:1"]
 
 
 def test_alert_is_not_sent_twice_across_restarts(tmp_path: Path) -> None:
@@ -471,3 +477,56 @@ def test_test_command_sends_a_sample(tmp_path: Path, fmt: str) -> None:
     assert not failed.ok
     assert "503" in failed.detail
     assert len(rx.messages) == 1 and "Test alert" in rx.messages[0].title
+
+
+def quick_feed_name() -> str:
+    """A feed name whose first poll the daemon schedules within 0.3 s of start-up."""
+    from monitor.schedule import startup_offset
+
+    return next(
+        f"feed-{n}" for n in range(100_000) if startup_offset(f"feed-{n}") < timedelta(seconds=0.3)
+    )
+
+
+def test_daemon_sends_right_after_a_poll_and_stops_cleanly(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    from monitor.daemon import Daemon
+
+    entry = newsroom.add_article(
+        "/en/news/parade", make_story(3, "en", title="Pyongyang parade shows new missiles")
+    )
+    feed_url = newsroom.add_feed("/parade.xml", [entry])
+    arrived = threading.Event()
+    with Receiver(on_request=lambda got, when: arrived.set() if when == "after" else None) as rx:
+        path = tmp_path / "config" / "monitor.yaml"
+        path.parent.mkdir()
+        path.write_text(
+            f"""
+database: ../state/monitor.db
+workers: 0
+defaults: {{timeout: 2s, interval: 1h, alert_max_age: null}}
+feeds: [{{name: {quick_feed_name()}, url: "{feed_url}"}}]
+channels:
+  chat: "{rx.url("json", "/chat")}"
+  morning: {{url: "{rx.url("json", "/digest")}", mode: digest, schedule: "0 8 * * *"}}
+topics: [{{name: parade, query: missiles, notify: [chat, morning]}}]
+""",
+            encoding="utf-8",
+        )
+        config = load_config(path)
+
+        async def serve() -> bool:
+            daemon = Daemon(config)
+            task = asyncio.create_task(daemon.serve())
+            try:
+                return await asyncio.to_thread(arrived.wait, 20)
+            finally:
+                daemon.request_stop()
+                await task
+
+        assert run(serve())
+        (msg,) = rx.messages
+        assert msg.path == "/chat" and msg.title == "parade: Pyongyang parade shows new missiles"
+    store = Store.open(config.database)
+    assert statuses(store) == {"dev:1:chat:1": "sent", "dev:1:morning:1": "pending"}

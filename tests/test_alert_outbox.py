@@ -80,9 +80,11 @@ def test_the_same_alert_is_queued_once(store: Store) -> None:
     seed(store, "A", [story(1, "t")])
     routing = store.alert_routing
     assert routing is not None
+    (queued,) = outbox.list_rows(store.conn)
+    assert queued.key == f"dev:{queued.development_id}:chat:1"
     again = plan_alerts(
         [AlertCandidate(item_id=1, topic="t", title="x", url=None, outlet=None, published=None,
-                        first_seen=NOW)],
+                        first_seen=NOW, development_id=queued.development_id)],
         routing,
         NOW,
     )  # fmt: skip

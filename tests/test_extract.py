@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import random
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import trafilatura
 
+import bench.extraction_metric as metric
 import monitor.extract as extract
-from monitor.extract import ExtractedPage, decode_html, detect_language, extract_page
+from monitor.extract import ExtractedPage, decode_html, detect_language, extract_page, warm_up
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction-dev"
 
@@ -363,26 +361,14 @@ def test_page_with_too_many_elements_keeps_its_beginning(monkeypatch: pytest.Mon
 
 def test_result_pickles_and_runs_in_a_process_pool() -> None:
     html = render(ENGLISH).encode()
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    with ProcessPoolExecutor(max_workers=1, initializer=warm_up) as pool:
         page = pool.submit(extract_page, html, "https://courier.example/city/tram").result()
     assert page == extract_page(html, "https://courier.example/city/tram")
     assert pickle.loads(pickle.dumps(page)) == page
     assert ENGLISH.paragraphs[2] in page.text
 
 
-def _load_metric() -> ModuleType:
-    # bench/ is not a package on the test path; load the metric the benchmark script uses.
-    path = Path(__file__).resolve().parents[1] / "bench" / "extraction_metric.py"
-    spec = importlib.util.spec_from_file_location("extraction_metric", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being created
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_metric_matches_the_benchmark_definition() -> None:
-    metric = _load_metric()
     perfect = metric.page_counts("one two three four five", "one two three four five")
     assert (perfect.tp, perfect.fp, perfect.fn) == (1.0, 0.0, 0.0)
     half = metric.page_counts("a b c d e", "a b c d x y z w")
@@ -395,7 +381,6 @@ def test_metric_matches_the_benchmark_definition() -> None:
 
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data/extraction-dev is absent")
 def test_f1_on_real_pages_is_at_least_trafilatura_alone() -> None:
-    metric = _load_metric()
     pages = list(metric.load_dev_pages(DATA_DIR))
     assert len(pages) >= 90
     ours = {p.id: extract_page(p.html, p.url).text for p in pages}

@@ -328,6 +328,7 @@ class AlertService:
             next_run_time=self.dispatcher.clock.now(),
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,  # late is fine; skipped is not
         )
         for name, channel in self.config.channels.items():
             if channel.mode == "digest" and channel.schedule:
@@ -339,6 +340,21 @@ class AlertService:
                     coalesce=True,
                     misfire_grace_time=None,
                 )
+
+    def reconfigure(self, config: Config, scheduler: Any = None) -> None:
+        """A new config: new channel settings, and digest jobs re-made when a scheduler is given."""
+        self.dispatcher.reconfigure(config)
+        self.config = config
+        if scheduler is not None:
+            for job in list(scheduler.get_jobs()):
+                if job.id.startswith("digest:") or job.id == "alerts":
+                    job.remove()
+            self.schedule(scheduler)
+
+    async def config_rejected(self, problems: Sequence[str], path: str | None = None) -> None:
+        """Report a rejected config edit on the health channels and send it now."""
+        if await self.dispatcher.config_rejected(problems, path):
+            self.kick()
 
     def kick(self) -> None:
         """Send soon (a poll just queued alerts); a run already under way looks again."""

@@ -52,11 +52,36 @@ FEATURE_NAMES = (
     "facts_novel",  # share of the article's numbers and dates the development never had
     "lead_core_missing",  # share of the names most members lead with, absent from the article
     "lead_names_missing",  # how many names of the article's lead the development never named
+    "doc_top_missing",  # the article's two most prominent names, share the development lacks
+    "dev_top_missing",  # the development's two most prominent names, share the article lacks
+    "month_conflict",  # both name months and share none
 )
 
 # Fitted by bench/developments.py (logistic regression on ECB+, see its --fit output).
 DEFAULT_BIAS = -4.0
-DEFAULT_COEFS = (6.0, 2.0, 2.0, 3.0, 1.0, -3.0, -2.0, 0.5, -1.0, 3.0, -2.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+DEFAULT_COEFS = (
+    6.0,
+    2.0,
+    2.0,
+    3.0,
+    1.0,
+    -3.0,
+    -2.0,
+    0.5,
+    -1.0,
+    3.0,
+    -2.0,
+    -1.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -195,9 +220,7 @@ def score_developments(
         return []
     weigher = Weigher(stats)
     shortlist = shortlist_for(doc, developments, weigher, params.shortlist)
-    scored = [
-        (probability(pair_features(doc, dev, weigher), params), dev.id) for dev in shortlist
-    ]
+    scored = [(probability(pair_features(doc, dev, weigher), params), dev.id) for dev in shortlist]
     return sorted(scored, key=lambda pair: (-pair[0], pair[1]))
 
 
@@ -344,7 +367,24 @@ def pair_features(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> t
         _novel(doc.facts, prof.facts, weigher, "f:"),
         _lead_core_missing(doc, dev, weigher),
         min(3.0, float(sum(1 for n in doc.lead_names if n not in prof.names))),
+        _top_missing(doc.names, prof.names, weigher),
+        _top_missing(prof.names, doc.names, weigher),
+        _month_conflict(doc.facts, prof.facts),
     )
+
+
+def _top_missing(
+    bag: Mapping[str, float], other: Mapping[str, float], weigher: Weigher, k: int = 2
+) -> float:
+    ranked = sorted(bag.items(), key=lambda kv: (-kv[1] * weigher.idf("n:", kv[0]), kv[0]))
+    top = [t for t, _ in ranked[:k]]
+    return sum(1 for t in top if t not in other) / len(top) if top else 0.0
+
+
+def _month_conflict(doc: Mapping[str, float], dev: Mapping[str, float]) -> float:
+    a = {t for t in doc if t.startswith("month")}
+    b = {t for t in dev if t.startswith("month")}
+    return 1.0 if a and b and not (a & b) else 0.0
 
 
 def _lead_core_missing(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> float:

@@ -1,0 +1,1 @@
+"""Topic matching: normaliser, query language, live percolator and the history index."""

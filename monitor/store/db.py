@@ -11,21 +11,23 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from monitor.clock import parse_iso, utc_iso
-from monitor.records import Article, FeedEntry, FeedPoll, TopicMatch
+from monitor.records import Article, Assignment, FeedEntry, FeedPoll, TopicMatch
 from monitor.schedule import FeedStatus, FeedTiming
 from monitor.store.schema import migrate
 
 if TYPE_CHECKING:
     from monitor.alert.plan import AlertRouting
+    from monitor.cluster import ClusterParams
 
 BUSY_TIMEOUT_MS = 30_000
+DEFAULT_WINDOW = timedelta(days=3)
 
 
 class StoreError(Exception):
@@ -91,6 +93,8 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         # Set by the pipeline from the config: which matches make alerts (None: no alerts queued).
         self.alert_routing: AlertRouting | None = None
+        # Per topic, how long a development stays open (the pipeline sets it from the config).
+        self.development_windows: Mapping[str, timedelta] = {}
 
     # ----------------------------------------------------------------- opening
 
@@ -200,10 +204,17 @@ class Store:
         """Write one poll's items, sightings, updates, matches and feed state in one transaction."""
         with self.transaction():
             feed_id = self._feed_id(feed_name)
-            new_ids = tuple(self._insert_article(feed_id, a, now) for a in poll.new_articles)
-            for item_id, article in zip(new_ids, poll.new_articles, strict=True):
-                self._write_matches(item_id, poll.matches.get(article.entry.key, ()), now)
-            self._queue_alerts(feed_name, new_ids, poll, now)
+            inserted = [self._insert_article(feed_id, a, now) for a in poll.new_articles]
+            new_ids = tuple(item_id for item_id, _ in inserted)
+            assignments: dict[tuple[int, str], Assignment] = {}
+            for (item_id, is_new), article in zip(inserted, poll.new_articles, strict=True):
+                if not is_new:  # another feed's poll stored it a moment ago: only a sighting
+                    continue
+                matches = poll.matches.get(article.entry.key, ())
+                self._write_matches(item_id, matches, now)
+                assignments.update(self._cluster(item_id, article, matches, now))
+            self._merge_developments({topic for _, topic in assignments}, now)
+            self._queue_alerts(feed_name, new_ids, poll, now, assignments)
             for entry in poll.updated_entries:
                 self._update_entry(feed_id, entry, now)
             for entry in (*poll.updated_entries, *poll.seen_entries):
@@ -223,12 +234,13 @@ class Store:
             raise StoreError(f"unknown feed {name!r}")
         return int(row["id"])
 
-    def _insert_article(self, feed_id: int, article: Article, now: datetime) -> int:
+    def _insert_article(self, feed_id: int, article: Article, now: datetime) -> tuple[int, bool]:
+        """Store a new item; (its id, whether it was new)."""
         entry = article.entry
         existing = self.conn.execute("SELECT id FROM items WHERE key = ?", (entry.key,)).fetchone()
         if existing:  # listed by another feed in a concurrent poll: a sighting, not a new item
             self._sight(feed_id, entry.key, now)
-            return int(existing["id"])
+            return int(existing["id"]), False
         cursor = self.conn.execute(
             """INSERT INTO items (key, url, guid, title, text, text_source, summary, author,
                published, fetched, site_name, language, feed_id, entry_hash, page_url, extract_error)
@@ -260,7 +272,70 @@ class Store:
         from monitor.match import archive
 
         archive.index_item(self.conn, item_id, article.title, article.text, article.language)
-        return item_id
+        return item_id, True
+
+    # ----------------------------------------------------------------- developments
+
+    def _cluster(
+        self, item_id: int, article: Article, matches: Sequence[TopicMatch], now: datetime
+    ) -> dict[tuple[int, str], Assignment]:
+        """Decide, per matched topic, the development the new item joins (monitor.cluster)."""
+        if not matches:
+            return {}
+        from monitor.cluster import DocFeatures, features
+        from monitor.store import developments as dev
+
+        feats = (
+            DocFeatures.from_json(article.features)
+            if article.features
+            else features(article.title, article.text, article.language)
+        )
+        dev.add_to_corpus(self.conn, item_id, feats)
+        clustered = dev.ArticleForClustering(item_id, article.title, article.entry.guid, feats)
+        return {
+            (item_id, m.topic): dev.assign(
+                self.conn, clustered, m.topic, self._params(m.topic), now
+            )
+            for m in matches
+        }
+
+    def _params(self, topic: str) -> ClusterParams:
+        from monitor.store import developments as dev
+
+        return dev.params_for(self.development_windows.get(topic, DEFAULT_WINDOW))
+
+    def _merge_developments(self, topics: set[str], now: datetime) -> None:
+        from monitor.store import developments as dev
+
+        for topic in sorted(topics):
+            dev.merge_developments(self.conn, topic, self._params(topic), now)
+
+    def rebuild_developments(self, topics: Sequence[str], now: datetime) -> dict[str, int]:
+        """Give matched items that are in no development of their topic one, silently (rematch).
+
+        Items are replayed in the order they were first seen, each decided as of that time.
+        Call inside a transaction. Returns how many developments each topic has now.
+        """
+        from monitor.cluster import features
+        from monitor.store import developments as dev
+
+        counts: dict[str, int] = {}
+        for topic in topics:
+            for item_id, title, guid in dev.unclustered_items(self.conn, topic):
+                row = self.conn.execute(
+                    "SELECT text, language, fetched FROM items WHERE id = ?", (item_id,)
+                ).fetchone()
+                feats = dev.load_features(self.conn, item_id)
+                if feats is None:
+                    feats = features(title, row["text"], row["language"])
+                    dev.add_to_corpus(self.conn, item_id, feats)
+                seen = parse_iso(row["fetched"]) or now
+                clustered = dev.ArticleForClustering(item_id, title, guid, feats)
+                dev.assign(self.conn, clustered, topic, self._params(topic), seen)
+            counts[topic] = self.count(
+                "developments", "topic = :t AND merged_into IS NULL", {"t": topic}
+            )
+        return counts
 
     def _write_matches(self, item_id: int, matches: Sequence[TopicMatch], now: datetime) -> None:
         for match in matches:
@@ -278,7 +353,12 @@ class Store:
             )
 
     def _queue_alerts(
-        self, feed_name: str, item_ids: Sequence[int], poll: FeedPoll, now: datetime
+        self,
+        feed_name: str,
+        item_ids: Sequence[int],
+        poll: FeedPoll,
+        now: datetime,
+        assignments: Mapping[tuple[int, str], Assignment],
     ) -> None:
         """Write this poll's alerts to the outbox, in the poll's transaction (monitor.alert)."""
         if self.alert_routing is None:
@@ -286,27 +366,51 @@ class Store:
         from monitor.alert.outbox import enqueue
         from monitor.alert.plan import AlertCandidate, plan_alerts
 
-        candidates = [
-            AlertCandidate(
-                item_id=item_id,
-                topic=match.topic,
-                title=article.title,
-                url=article.entry.url,
-                outlet=article.site_name or feed_name,
-                published=article.published,
-                first_seen=now,
-                terms=match.terms,
-                snippet=match.snippet,
-                language=article.language,
-                # DEVELOPMENTS (lead): from the cluster stage's Assignment for (item, topic) set
-                # development_id=..., relation="first" | "report" | "duplicate",
-                # revision=<the development's alert number, 1 for its first alert>,
-                # development_title=..., other_outlets=(...). Until then every match is "first".
-            )
-            for item_id, article in zip(item_ids, poll.new_articles, strict=True)
-            for match in poll.matches.get(article.entry.key, ())
-        ]
+        candidates = []
+        for item_id, article in zip(item_ids, poll.new_articles, strict=True):
+            for match in poll.matches.get(article.entry.key, ()):
+                assigned = assignments.get((item_id, match.topic))
+                if assigned is None:  # stored by a concurrent poll: its alerts were made there
+                    continue
+                context = self._development_context(assigned, item_id)
+                candidates.append(
+                    AlertCandidate(
+                        item_id=item_id,
+                        topic=match.topic,
+                        title=article.title,
+                        url=article.entry.url,
+                        outlet=article.site_name or feed_name,
+                        published=article.published,
+                        first_seen=now,
+                        terms=match.terms,
+                        snippet=match.snippet,
+                        language=article.language,
+                        development_id=assigned.development_id,
+                        relation=assigned.relation,  # type: ignore[arg-type]
+                        revision=context[0],
+                        development_title=context[1],
+                        other_outlets=context[2],
+                    )
+                )
         enqueue(self.conn, plan_alerts(candidates, self.alert_routing, now))
+
+    def _development_context(
+        self, assigned: Assignment, item_id: int
+    ) -> tuple[int, str | None, tuple[str, ...]]:
+        """(the revision an alert now would have, development title, other outlets)."""
+        row = self.conn.execute(
+            "SELECT title, alerts FROM developments WHERE id = ?", (assigned.development_id,)
+        ).fetchone()
+        if row is None:
+            return 1, None, ()
+        revision = 1 if assigned.relation == "first" else int(row["alerts"]) + 1
+        outlets = self.conn.execute(
+            """SELECT DISTINCT coalesce(i.site_name, f.name) FROM development_items di
+               JOIN items i ON i.id = di.item_id LEFT JOIN feeds f ON f.id = i.feed_id
+               WHERE di.development_id = ? AND di.item_id != ? ORDER BY di.added_at""",
+            (assigned.development_id, item_id),
+        ).fetchall()
+        return revision, row["title"], tuple(str(o[0]) for o in outlets if o[0])
 
     def _update_entry(self, feed_id: int, entry: FeedEntry, now: datetime) -> None:
         row = self.conn.execute(

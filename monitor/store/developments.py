@@ -1,0 +1,222 @@
+"""Developments in the database: load what the pure clusterer needs, write what it decided.
+
+Called by the Store inside its poll transaction, so an article, its matches, its development and its
+alerts land together. The decision itself is `monitor.cluster.decide` (pure); this module only reads
+the topic's recent developments (members' stored features) and the corpus document frequencies, and
+writes the resulting `Assignment`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.clock import parse_iso, utc_iso
+from monitor.cluster import (
+    Candidate,
+    ClusterParams,
+    DevelopmentView,
+    DocFeatures,
+    Member,
+    decide,
+    find_merges,
+)
+from monitor.records import Assignment
+
+_N_DOCS_KEY = "corpus_n_docs"
+
+
+class StoredDocFreqs:
+    """`monitor.cluster.DocFreqs` over the `corpus_terms` table (one bulk lookup per decision)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (_N_DOCS_KEY,)).fetchone()
+        self._n_docs = int(row[0]) if row else 0
+
+    @property
+    def n_docs(self) -> int:
+        return self._n_docs
+
+    def dfs(self, terms: Collection[str]) -> Mapping[str, int]:
+        found: dict[str, int] = {}
+        wanted = list(terms)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for term, df in self.conn.execute(
+                f"SELECT term, df FROM corpus_terms WHERE term IN ({marks})", chunk
+            ):
+                found[term] = int(df)
+        return _Defaulting(found)
+
+
+class _Defaulting(dict[str, int]):
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+def add_to_corpus(conn: sqlite3.Connection, item_id: int, feats: DocFeatures) -> None:
+    """Remember an item's features and count its terms into the document frequencies."""
+    conn.execute(
+        "INSERT OR REPLACE INTO item_features (item_id, features) VALUES (?, ?)",
+        (item_id, feats.to_json()),
+    )
+    conn.executemany(
+        """INSERT INTO corpus_terms (term, df) VALUES (?, 1)
+           ON CONFLICT (term) DO UPDATE SET df = df + 1""",
+        [(term,) for term in feats.terms()],
+    )
+    conn.execute(
+        """INSERT INTO kv (key, value) VALUES (?, '1')
+           ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""",
+        (_N_DOCS_KEY,),
+    )
+
+
+def load_features(conn: sqlite3.Connection, item_id: int) -> DocFeatures | None:
+    row = conn.execute(
+        "SELECT features FROM item_features WHERE item_id = ?", (item_id,)
+    ).fetchone()
+    return DocFeatures.from_json(row[0]) if row else None
+
+
+def _root(conn: sqlite3.Connection, development_id: int) -> int:
+    """Follow merges to the development that now stands for this one."""
+    seen = {development_id}
+    while True:
+        row = conn.execute(
+            "SELECT merged_into FROM developments WHERE id = ?", (development_id,)
+        ).fetchone()
+        if not row or row[0] is None or row[0] in seen:
+            return development_id
+        development_id = int(row[0])
+        seen.add(development_id)
+
+
+def recent_developments(
+    conn: sqlite3.Connection, topic: str, since: datetime
+) -> list[DevelopmentView]:
+    """The topic's developments seen since `since`, merged ones folded into their target."""
+    rows = conn.execute(
+        """SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, f.features, i.guid
+           FROM developments d
+           JOIN development_items di ON di.development_id = d.id AND di.topic = d.topic
+           JOIN item_features f ON f.item_id = di.item_id
+           JOIN items i ON i.id = di.item_id
+           WHERE d.topic = ? AND d.last_seen >= ?
+           ORDER BY d.id, di.added_at, di.item_id""",
+        (topic, utc_iso(since)),
+    ).fetchall()
+    grouped: dict[int, list[Member]] = {}
+    spans: dict[int, tuple[datetime, datetime]] = {}
+    for dev_id, first, last, item_id, added, feats, guid in rows:
+        root = _root(conn, int(dev_id))
+        seen = parse_iso(added)
+        assert seen is not None
+        grouped.setdefault(root, []).append(
+            Member(int(item_id), DocFeatures.from_json(feats), seen, guid)
+        )
+        lo, hi = parse_iso(first), parse_iso(last)
+        assert lo is not None and hi is not None
+        old = spans.get(root, (lo, hi))
+        spans[root] = (min(old[0], lo), max(old[1], hi))
+    return [
+        DevelopmentView(dev_id, spans[dev_id][0], spans[dev_id][1], tuple(members))
+        for dev_id, members in grouped.items()
+    ]
+
+
+@dataclass(frozen=True)
+class ArticleForClustering:
+    item_id: int
+    title: str
+    guid: str | None
+    features: DocFeatures
+
+
+def assign(
+    conn: sqlite3.Connection,
+    article: ArticleForClustering,
+    topic: str,
+    params: ClusterParams,
+    now: datetime,
+) -> Assignment:
+    """Decide and record which development `article` joins within `topic`."""
+    views = recent_developments(conn, topic, now - params.window)
+    candidate = Candidate(article.features, now, article.guid, article.item_id)
+    decision = decide(candidate, views, StoredDocFreqs(conn), params)
+    if decision.relation == "first" or decision.development_id is None:
+        cursor = conn.execute(
+            """INSERT INTO developments (topic, title, first_item_id, first_seen, last_seen)
+               VALUES (?, ?, ?, ?, ?)""",
+            (topic, article.title, article.item_id, utc_iso(now), utc_iso(now)),
+        )
+        development_id = int(cursor.lastrowid or 0)
+        relation = "first"
+    else:
+        development_id = decision.development_id
+        relation = decision.relation
+        conn.execute(
+            "UPDATE developments SET last_seen = ?, items = items + 1 WHERE id = ?",
+            (utc_iso(now), development_id),
+        )
+    conn.execute(
+        """INSERT OR REPLACE INTO development_items
+           (item_id, topic, development_id, relation, duplicate_of, score, added_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (
+            article.item_id,
+            topic,
+            development_id,
+            relation,
+            decision.duplicate_of,
+            decision.score,
+            utc_iso(now),
+        ),
+    )
+    return Assignment(topic, relation, development_id, decision.duplicate_of, decision.score)
+
+
+def merge_developments(
+    conn: sqlite3.Connection, topic: str, params: ClusterParams, now: datetime
+) -> list[tuple[int, int]]:
+    """Record merges of the topic's recent developments found to be one event (not rewritten)."""
+    views = recent_developments(conn, topic, now - params.window)
+    pairs = find_merges(views, StoredDocFreqs(conn), params)
+    for keep, gone in pairs:
+        conn.execute(
+            "UPDATE developments SET merged_into = ?, merged_at = ? WHERE id = ? AND merged_into IS NULL",
+            (keep, utc_iso(now), gone),
+        )
+    return list(pairs)
+
+
+def params_for(window: timedelta) -> ClusterParams:
+    return ClusterParams(window=window)
+
+
+def unclustered_items(
+    conn: sqlite3.Connection, topic: str
+) -> Sequence[tuple[int, str, str | None]]:
+    """Items matched by `topic` but in none of its developments, oldest first (for rematch)."""
+    return conn.execute(
+        """SELECT i.id, i.title, i.guid FROM matches m JOIN items i ON i.id = m.item_id
+           WHERE m.topic = ? AND NOT EXISTS (
+               SELECT 1 FROM development_items di WHERE di.item_id = i.id AND di.topic = ?)
+           ORDER BY i.fetched, i.id""",
+        (topic, topic),
+    ).fetchall()
+
+
+def item_rows(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
+    out: dict[int, sqlite3.Row] = {}
+    for item_id in ids:
+        row = conn.execute(
+            "SELECT id, title, text, language, guid, fetched FROM items WHERE id = ?", (item_id,)
+        ).fetchone()
+        if row is not None:
+            out[item_id] = row
+    return out
