@@ -459,3 +459,4 @@ def alerts_test(
 
 
 import monitor.cli_topics  # noqa: E402,F401  (registers the topic commands)
+import monitor.cli_developments  # noqa: E402,F401  (registers the developments command)

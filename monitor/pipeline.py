@@ -32,6 +32,7 @@ from monitor.extract import ExtractedPage, detect_language, extract_page, warm_u
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.identify import classify_entries
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
+from monitor.netguard import NetGuard
 from monitor.parse import FeedParseError, HtmlPage, parse_feed
 from monitor.records import Article, FeedEntry, FeedPoll, FetchResult, FetchStatus, ParsedFeed
 from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
@@ -129,6 +130,7 @@ class Pipeline:
         self.matcher = build_matcher(config)
         self._route_alerts(config)
         self._article_slots = asyncio.Semaphore(config.fetch.article_concurrency)
+        self.netguard = NetGuard()  # article links are third-party: SSRF guard per request hop
         self._feed_locks: dict[str, asyncio.Lock] = {}
 
     def reconfigure(self, config: Config) -> None:
@@ -381,6 +383,9 @@ class Pipeline:
                 timeout=self.config.feed_timeout(feed).total_seconds(),
                 accept=PAGE_ACCEPT,
                 headers=feed.headers,
+                guard=self.netguard.for_article(
+                    feed.url, allow_private=self.config.fetch.allow_private_networks
+                ),
             )
             if page.status is not FetchStatus.OK:
                 return self._from_feed(entry, f"page: {page.error or page.status}")

@@ -1,0 +1,98 @@
+"""`monitor developments`: each news event per topic, with the articles gathered under it."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from monitor.cli import app, get_config, open_store, out, print_json, since_option
+from monitor.clock import SystemClock, utc_iso
+
+
+def list_developments(
+    conn: sqlite3.Connection, *, topic: str | None, since: timedelta | None
+) -> list[dict[str, Any]]:
+    """Developments, newest first seen first, each with its items in the order they arrived."""
+    where, params = ["1 = 1"], []
+    if topic is not None:
+        where.append("d.topic = ?")
+        params.append(topic)
+    if since is not None:
+        where.append("d.first_seen >= ?")
+        params.append(utc_iso(SystemClock().now() - since))
+    rows = conn.execute(
+        f"""SELECT d.id, d.topic, d.title, d.first_seen, d.last_seen, d.merged_into
+            FROM developments d WHERE {" AND ".join(where)}
+            ORDER BY d.first_seen DESC, d.id DESC""",
+        params,
+    ).fetchall()
+    found = [
+        {
+            "id": r["id"],
+            "topic": r["topic"],
+            "title": r["title"],
+            "first_seen": r["first_seen"],
+            "last_seen": r["last_seen"],
+            "merged_into": r["merged_into"],
+            "items": [],
+        }
+        for r in rows
+    ]
+    by_id = {d["id"]: d for d in found}
+    if not by_id:
+        return found
+    marks = ",".join("?" * len(by_id))
+    for item in conn.execute(
+        f"""SELECT di.development_id, i.id, i.url, i.title, f.name AS feed, i.published,
+                   di.relation, di.duplicate_of
+            FROM development_items di JOIN items i ON i.id = di.item_id
+            LEFT JOIN feeds f ON f.id = i.feed_id
+            WHERE di.development_id IN ({marks})
+            ORDER BY di.added_at, i.id""",
+        list(by_id),
+    ):
+        by_id[item["development_id"]]["items"].append(
+            {
+                "id": item["id"],
+                "url": item["url"],
+                "title": item["title"],
+                "feed": item["feed"],
+                "published": item["published"],
+                "relation": item["relation"],
+                "duplicate_of": item["duplicate_of"],
+            }
+        )
+    return found
+
+
+@app.command()
+def developments(
+    topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only developments first seen this recently, e.g. 7d.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
+) -> None:
+    """News events per topic: the first report, later reports by other outlets, duplicates."""
+    config = get_config()
+    with open_store(config, create=True) as store:
+        found = list_developments(store.conn, topic=topic, since=since_option(since))
+    if as_json:
+        print_json(found)
+        return
+    out.print(f"[bold]{len(found)} developments[/bold]")
+    for dev in found:
+        merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
+        out.print(
+            f"#{dev['id']} [cyan]{escape(dev['topic'])}[/cyan] {escape(dev['title'])}{merged}"
+            f"  [dim]{dev['first_seen']} … {dev['last_seen']}[/dim]"
+        )
+        for item in dev["items"]:
+            out.print(
+                f"    {item['relation']:<9} {escape(item['title'])} "
+                f"[dim]({escape(item['feed'] or '')}) {escape(item['url'] or '')}[/dim]"
+            )

@@ -1,0 +1,1 @@
+"""The hostile-sources matrix and the SSRF guard, against the loopback newsroom."""
