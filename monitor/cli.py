@@ -458,5 +458,5 @@ def alerts_test(
     out.print(f"sent a test alert to {channel} ({url}): {result.detail}", markup=False)
 
 
+import monitor.cli_developments  # noqa: E402  (registers the developments command)
 import monitor.cli_topics  # noqa: E402,F401  (registers the topic commands)
-import monitor.cli_developments  # noqa: E402,F401  (registers the developments command)

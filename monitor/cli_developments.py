@@ -17,7 +17,8 @@ def list_developments(
     conn: sqlite3.Connection, *, topic: str | None, since: timedelta | None
 ) -> list[dict[str, Any]]:
     """Developments, newest first seen first, each with its items in the order they arrived."""
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if topic is not None:
         where.append("d.topic = ?")
         params.append(topic)
