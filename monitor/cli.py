@@ -198,16 +198,22 @@ def once(
 
 
 @app.command()
-def run() -> None:
-    """Run the service: poll feeds on their schedules until SIGINT/SIGTERM."""
-    config = get_config()
-    setup_logging(config)
-    from monitor.daemon import Daemon
+def run(
+    http: Annotated[
+        str | None,
+        typer.Option(help="Serve /healthz and /metrics on HOST:PORT (wins over `http:`)."),
+    ] = None,
+    time_scale: Annotated[
+        float, typer.Option(hidden=True, min=0.001, help="Run the clock this many times faster.")
+    ] = 1.0,
+    time_epoch: Annotated[
+        str | None, typer.Option(hidden=True, help="Where the fast clock starts (ISO-8601).")
+    ] = None,
+) -> None:
+    """Run the service: poll feeds on their schedules until SIGINT/SIGTERM; apply config edits."""
+    from monitor.cli_ops import run_daemon
 
-    try:
-        asyncio.run(Daemon(config).serve())
-    except StoreError as exc:
-        fail(str(exc))
+    run_daemon(http, time_scale, time_epoch)
 
 
 @app.command()
@@ -459,4 +465,5 @@ def alerts_test(
 
 
 import monitor.cli_developments  # noqa: E402  (registers the developments command)
+import monitor.cli_ops  # noqa: E402  (registers status and vacuum)
 import monitor.cli_topics  # noqa: E402,F401  (registers the topic commands)

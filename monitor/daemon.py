@@ -1,8 +1,17 @@
 """`monitor run`: the long-running service, scheduled by APScheduler.
 
 One job per enabled feed (its interval, plus jitter; never two runs of a feed at once; first polls
-spread over the first minute), a heartbeat job the container healthcheck reads, and a clean stop on
-SIGINT/SIGTERM that lets in-flight database writes finish.
+spread over the first minute), the alert dispatcher's jobs, a daily retention job, a heartbeat job the
+container healthcheck reads, and a clean stop on SIGINT/SIGTERM that lets in-flight database writes
+finish.
+
+A feed's stored `next_fetch` (and a server's Retry-After) decide when it is polled: after each poll
+the feed's job is moved to that time, so back-off and Retry-After are waited out exactly and a
+restart picks up where the last run left off. The job's interval is the fallback.
+
+Optional parts: the config file is watched and edits are applied live (`monitor.reload`); an HTTP
+server answers `/healthz` and `/metrics` (`monitor.metrics`). A `TimeScale` lets the daemon's clock
+run faster than real time (soaks, crash tests); every clock duration is waited out divided by it.
 """
 
 from __future__ import annotations
@@ -10,23 +19,68 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
+import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alert.dispatch import AlertService
 from monitor.clock import Clock, SystemClock, parse_iso, utc_iso
-from monitor.config import Config, Feed
+from monitor.config import Config, ConfigError, load_config
+from monitor.metrics import DatabaseCollector, Health, Metrics, OpsServer
+from monitor.ops import (
+    drop_text_batch,
+    parse_address,
+    read_watermark,
+    retention_cutoff,
+    write_daemon_state,
+    write_watermark,
+)
 from monitor.pipeline import Pipeline, PollOutcome
-from monitor.schedule import startup_offset
+from monitor.reload import ConfigDiff, ConfigWatcher, WatchSettings, diff_configs, effective_config
+from monitor.schedule import FeedStatus, startup_offset
 from monitor.service import open_pipeline
+from monitor.timescale import TimeScale
 
 log = logging.getLogger("monitor.daemon")
-HEARTBEAT_EVERY = timedelta(seconds=15)
+HEARTBEAT_EVERY = timedelta(seconds=15)  # real time: the heartbeat is about the process being alive
+HEARTBEAT_STALE = timedelta(seconds=90)
+LOOP_PROBE = timedelta(seconds=5)  # /healthz fails when the event loop does not answer this fast
+RETENTION_EVERY = timedelta(days=1)
+RETENTION_FIRST = timedelta(minutes=5)  # after start-up, when the first polls are done
+MIN_JOB_PERIOD = timedelta(milliseconds=500)  # floor for scaled housekeeping jobs
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    applied: bool
+    diff: ConfigDiff | None = None
+    problems: tuple[str, ...] = ()
+
+
+class _CountingAlerts(AlertService):
+    """The alert service, with its deliveries counted for /metrics."""
+
+    def __init__(self, config: Config, clock: Clock, metrics: Metrics) -> None:
+        super().__init__(config, config.database, clock)
+        self.metrics = metrics
+
+    async def run(self) -> None:
+        try:
+            report = await self.dispatcher.send_due()
+        except Exception:  # keep the daemon alive; the next run tries again
+            log.exception("alert dispatch failed")
+            return
+        self.metrics.observe_dispatch(report.sent, report.retrying, report.failed)
 
 
 class Daemon:
@@ -37,87 +91,146 @@ class Daemon:
         clock: Clock | None = None,
         startup_spread: timedelta = timedelta(minutes=1),
         on_poll: Callable[[PollOutcome], None] | None = None,
+        time_scale: TimeScale | None = None,
+        http: str | None = None,
+        watch: WatchSettings | None = None,
+        on_reload: Callable[[ReloadResult], None] | None = None,
     ) -> None:
+        """`http`: HOST:PORT for /healthz and /metrics (None: the config's `http:`, if any).
+        `watch`: apply edits of the config file while running (None: don't watch)."""
         self.config = config
-        self.clock = clock or SystemClock()
+        self.time = time_scale or TimeScale.real(clock)
+        self.clock = self.time.clock
         self.startup_spread = startup_spread
         self.on_poll = on_poll
+        self.on_reload = on_reload
+        self.http = http if http is not None else config.model.http
+        self.watcher = ConfigWatcher(config.path, self.reload, watch) if watch is not None else None
+        self.metrics = Metrics()
         self.stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self.phase = "starting"  # running, stopping, stopped
+        self.started_at = SystemClock().now()
+        self.http_address: str | None = None  # as bound (port 0 picks a free one)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._pipeline: Pipeline | None = None
-        self._alerts: AlertService | None = None
+        self._alerts: _CountingAlerts | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.loop_probe = LOOP_PROBE
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._beat_at: float | None = None
 
     def request_stop(self) -> None:
         self.stopping.set()
 
+    # ----------------------------------------------------------------- life cycle
+
     async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
                 loop.add_signal_handler(sig, self.request_stop)
-        async with open_pipeline(self.config, clock=self.clock) as pipeline:
-            self._pipeline = pipeline
-            scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
-            self._schedule_feeds(scheduler, pipeline)
-            alerts = self._alerts = AlertService(self.config, self.config.database, self.clock)
-            alerts.schedule(scheduler)
-            scheduler.add_job(
-                self._heartbeat,
-                IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()),
-                id="heartbeat",
-                next_run_time=self.clock.now(),
-            )
-            scheduler.start()
-            enabled = sum(1 for f in self.config.feeds if f.enabled)
-            log.info(
-                "started: %d feeds, %d topics, database %s",
-                enabled,
-                len(self.config.topics),
-                self.config.database,
-            )
-            await self.stopping.wait()
-            log.info("stopping: letting in-flight work finish")
-            scheduler.shutdown(wait=False)
-            await self._finish_tasks()
-            await alerts.aclose()
+        server, collector = self._start_http()
+        background: list[asyncio.Task[Any]] = []
+        watch_stop = asyncio.Event()
+        try:
+            async with open_pipeline(self.config, clock=self.clock) as pipeline:
+                self._pipeline = pipeline
+                scheduler = self._scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+                self._schedule_feeds(scheduler)
+                self._schedule_alerts(scheduler)
+                self._schedule_housekeeping(scheduler)
+                scheduler.start()
+                self._write_state()
+                if self.watcher is not None:
+                    background.append(loop.create_task(self._watch(self.watcher, watch_stop)))
+                self.phase = "running"
+                self._log_started()
+                await self.stopping.wait()
+                self.phase = "stopping"
+                log.info("stopping: letting in-flight work finish")
+                watch_stop.set()
+                scheduler.shutdown(wait=False)
+                await self._finish_tasks()
+                if self._alerts is not None:
+                    await self._alerts.aclose()
+        finally:
+            self.phase = "stopped"
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if server is not None:
+                server.stop()
+            if collector is not None:
+                collector.close()
         log.info("stopped")
 
-    def _schedule_feeds(self, scheduler: AsyncIOScheduler, pipeline: Pipeline) -> None:
-        now = self.clock.now()
-        jitter = int(self.config.defaults.jitter.total_seconds())
-        for feed in self.config.feeds:
-            if not feed.enabled:
-                continue
-            scheduler.add_job(
-                self._poll,
-                IntervalTrigger(
-                    seconds=self.config.feed_interval(feed).total_seconds(), jitter=jitter or None
-                ),
-                args=[feed],
-                id=f"feed:{feed.name}",
-                next_run_time=now + startup_offset(feed.name, self.startup_spread),
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+    def _log_started(self) -> None:
+        enabled = sum(1 for f in self.config.feeds if f.enabled)
+        scale = f", time x{self.time.factor:g}" if self.time.factor != 1 else ""
+        log.info(
+            "started: %d feeds, %d topics, database %s%s",
+            enabled,
+            len(self.config.topics),
+            self.config.database,
+            scale,
+        )
 
-    async def _poll(self, feed: Feed) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
+    def _start_http(self) -> tuple[OpsServer | None, DatabaseCollector | None]:
+        """Bind the HTTP server first: a taken port fails the start, before any work."""
+        if not self.http:
+            return None, None
+        host, port = parse_address(self.http)
+        collector = DatabaseCollector(lambda: self.config)
+        self.metrics.registry.register(collector)
+        server = OpsServer(host, port, self.metrics, self.health).start()
+        self.http_address = server.address
+        self.metrics.started.set(self.started_at.timestamp())
+        log.info("serving /healthz and /metrics on http://%s", server.address)
+        return server, collector
+
+    def _write_state(self) -> None:
         try:
-            assert self._pipeline is not None
-            outcome = await self._pipeline.poll(feed)
-            if outcome.new and self._alerts is not None:
-                self._alerts.kick()  # new items may have queued alerts: send them now
-            if self.on_poll is not None:
-                self.on_poll(outcome)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+            write_daemon_state(self.config, self.started_at, self.http_address)
+        except OSError as exc:
+            log.warning("cannot write the daemon state file: %s", exc)
 
-    async def _heartbeat(self) -> None:
-        write_heartbeat(self.config.heartbeat, self.clock)
+    def _loop_answers(self) -> float | None:
+        """Seconds the event loop took to run a callback, None when it did not within the probe."""
+        answered = threading.Event()
+        started = time.monotonic()
+        try:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(answered.set)
+        except (AssertionError, RuntimeError):  # no loop, or it is closed
+            return None
+        if not answered.wait(self.loop_probe.total_seconds()):
+            return None
+        return time.monotonic() - started
+
+    def health(self) -> Health:
+        """For /healthz; called from the HTTP server's threads."""
+        lag = self._loop_answers()
+        beat = time.monotonic() - self._beat_at if self._beat_at is not None else None
+        problems = []
+        if self.phase != "running":
+            problems.append(self.phase)
+        if lag is None:
+            limit = self.loop_probe.total_seconds()
+            problems.append(f"the event loop did not answer within {limit:g}s")
+        if beat is None or beat > HEARTBEAT_STALE.total_seconds():
+            problems.append("no fresh heartbeat")
+        uptime = (SystemClock().now() - self.started_at).total_seconds()
+        return Health(
+            ok=not problems,
+            body={
+                "status": "ok" if not problems else "unhealthy",
+                "phase": self.phase,
+                "uptime_seconds": round(uptime, 1),
+                "loop_lag_seconds": round(lag, 3) if lag is not None else None,
+                "heartbeat_age_seconds": round(beat, 1) if beat is not None else None,
+                "problems": problems,
+            },
+        )
 
     async def _finish_tasks(self) -> None:
         """Cancel polls still waiting on the network; writes already handed over still complete."""
@@ -126,8 +239,260 @@ class Daemon:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _track(self) -> Callable[[], None]:
+        task = asyncio.current_task()
+        if task is None:
+            return lambda: None
+        self._tasks.add(task)
+        return lambda: self._tasks.discard(task)
 
-def write_heartbeat(path: Path, clock: Clock) -> None:
+    # ----------------------------------------------------------------- jobs
+
+    def _real(self, delay: timedelta) -> float:
+        return self.time.real_delay(delay).total_seconds()
+
+    def _schedule_feeds(self, scheduler: AsyncIOScheduler) -> None:
+        for feed in self.config.feeds:
+            if feed.enabled:
+                self._add_feed_job(scheduler, feed.name)
+
+    def _feed_trigger(self, name: str) -> IntervalTrigger:
+        feed = self.config.feed(name)
+        assert feed is not None
+        jitter = self._real(self.config.defaults.jitter)
+        return IntervalTrigger(
+            seconds=self._real(self.config.feed_interval(feed)), jitter=jitter or None
+        )
+
+    def _add_feed_job(self, scheduler: AsyncIOScheduler, name: str) -> None:
+        first = self.time.real_time(self.clock.now() + startup_offset(name, self.startup_spread))
+        scheduler.add_job(
+            self._poll,
+            self._feed_trigger(name),
+            args=[name],
+            id=f"feed:{name}",
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    def _schedule_alerts(self, scheduler: AsyncIOScheduler) -> None:
+        alerts = self._alerts = _CountingAlerts(self.config, self.clock, self.metrics)
+        # Its "every 10 s" is clock time: a fast clock retries (and digests) on its own time.
+        alerts.EVERY = max(self.time.real_delay(AlertService.EVERY), MIN_JOB_PERIOD)
+        alerts.schedule(scheduler)
+
+    def _schedule_housekeeping(self, scheduler: AsyncIOScheduler) -> None:
+        real_now = SystemClock().now()
+        scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()),
+            id="heartbeat",
+            next_run_time=real_now,
+        )
+        every = max(self.time.real_delay(RETENTION_EVERY), MIN_JOB_PERIOD)
+        scheduler.add_job(
+            self._retention,
+            IntervalTrigger(seconds=every.total_seconds()),
+            id="retention",
+            next_run_time=real_now + max(self.time.real_delay(RETENTION_FIRST), MIN_JOB_PERIOD),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def _poll(self, name: str) -> None:
+        feed = self.config.feed(name)
+        if feed is None or not feed.enabled or self._pipeline is None:
+            return  # removed by a config edit while its run was due
+        untrack = self._track()
+        self._hold_job(name)  # however long this poll takes, its job does not fire meanwhile
+        try:
+            started = time.monotonic()
+            try:
+                outcome = await self._pipeline.poll(feed)
+            except asyncio.CancelledError:
+                if self.stopping.is_set():
+                    return  # cut short by the stop: nothing was written; the next run redoes it
+                raise
+            seconds = time.monotonic() - started
+            self.metrics.observe_poll(outcome.status, outcome.new, outcome.updated, seconds)
+            if outcome.new and self._alerts is not None:
+                self._alerts.kick()  # new items may have queued alerts: send them now
+            if self.on_poll is not None:
+                self.on_poll(outcome)
+        finally:
+            untrack()
+            if not self.stopping.is_set():
+                await self._plan_next(name)
+
+    def _hold_job(self, name: str) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.pause_job(f"feed:{name}")
+
+    async def _plan_next(self, name: str) -> None:
+        """Move the feed's job to when the feed is next due (interval, back-off, Retry-After)."""
+        feed = self.config.feed(name)
+        if feed is None or not feed.enabled or self._pipeline is None:
+            return
+        now = self.clock.now()
+        due = now + self.config.feed_interval(feed)
+        writer = self._pipeline.writer
+        try:
+            state = await writer.call(writer.store.feed_state, name)
+        except Exception:  # keep polling it on its interval
+            log.exception("cannot read the state of feed %s", name)
+            state = None
+        if state is not None and state.status is not FeedStatus.GONE:
+            stored = max((t for t in (state.next_fetch, state.retry_after) if t), default=None)
+            if stored is not None and stored > now:
+                due = stored
+        self._move_job(name, due)
+
+    def _move_job(self, name: str, due: datetime, trigger: IntervalTrigger | None = None) -> None:
+        jitter = timedelta(seconds=random.uniform(0, self.config.defaults.jitter.total_seconds()))
+        changes: dict[str, Any] = {"next_run_time": self.time.real_time(due + jitter)}
+        if trigger is not None:
+            changes["trigger"] = trigger
+        if self._scheduler is not None:
+            with contextlib.suppress(JobLookupError):  # removed by a config edit meanwhile
+                self._scheduler.modify_job(f"feed:{name}", **changes)
+
+    async def _heartbeat(self) -> None:
+        if write_heartbeat(self.config.heartbeat, SystemClock()):
+            self._beat_at = time.monotonic()
+
+    async def _retention(self) -> None:
+        """Drop the text of items older than `retention.drop_text_after`, batch by batch."""
+        cutoff = retention_cutoff(self.config, self.clock.now())
+        if cutoff is None or self._pipeline is None:
+            return
+        writer = self._pipeline.writer
+        conn = writer.store.conn
+        untrack = self._track()
+        try:
+            since = await writer.call(read_watermark, conn)
+            total = 0
+            while not self.stopping.is_set():
+                count = await writer.call(drop_text_batch, conn, cutoff, since)
+                if not count:
+                    await writer.call(write_watermark, conn, cutoff)
+                    break
+                total += count
+            self.metrics.retention_dropped.inc(total)
+            if total:
+                log.info(
+                    "retention: dropped the text of %d items first seen before %s",
+                    total,
+                    utc_iso(cutoff),
+                )
+        except Exception:
+            log.exception("retention failed; it runs again tomorrow")
+        finally:
+            untrack()
+
+    # ----------------------------------------------------------------- config reload
+
+    async def _watch(self, watcher: ConfigWatcher, stop: asyncio.Event) -> None:
+        log.info("watching %s for edits", self.config.path)
+        await watcher.run(stop)
+
+    async def reload(self) -> ReloadResult:
+        """Read the config file again; apply it when valid, else keep the current one."""
+        if self.phase != "running":
+            return ReloadResult(False)
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            return await self._reject([self.config.mask(str(p)) for p in exc.problems])
+        diff = diff_configs(self.config, new)
+        if diff.empty:
+            log.debug("config file changed, settings did not")
+            return ReloadResult(False, diff)
+        old = self.config
+        try:
+            await self._apply(effective_config(old, new), diff)
+        except Exception:
+            log.exception("applying the edited config failed; going back to the previous one")
+            await self._apply(old, diff_configs(new, old))
+            return await self._reject(["the edited config could not be applied (see the log)"])
+        self.metrics.reloads.labels("applied").inc()
+        log.info("config reloaded: %s", diff.summary())
+        if diff.restart:
+            log.warning(
+                "not applied until a restart: %s (still using the running values)",
+                ", ".join(diff.restart),
+            )
+        result = ReloadResult(True, diff)
+        if self.on_reload is not None:
+            self.on_reload(result)
+        return result
+
+    async def _reject(self, problems: list[str]) -> ReloadResult:
+        self.metrics.reloads.labels("rejected").inc()
+        log.error(
+            "config edit rejected; the previous config stays in use:\n  %s", "\n  ".join(problems)
+        )
+        if self._alerts is not None:
+            try:
+                await self._alerts.config_rejected(problems, str(self.config.path))
+            except Exception:
+                log.exception("cannot queue the health notice")
+        result = ReloadResult(False, None, tuple(problems))
+        if self.on_reload is not None:
+            self.on_reload(result)
+        return result
+
+    async def _apply(self, config: Config, diff: ConfigDiff) -> None:
+        assert self._pipeline is not None and self._scheduler is not None
+        self.config = config
+        self._pipeline.reconfigure(config)
+        await self._pipeline.sync_feeds()
+        scheduler = self._scheduler
+        for name in diff.stop:
+            with contextlib.suppress(JobLookupError):
+                scheduler.remove_job(f"feed:{name}")
+        for name in diff.start:
+            self._add_feed_job(scheduler, name)
+        for name in diff.retime - diff.refetch:
+            await self._retime(name)
+        for name in diff.refetch - diff.start:  # its state was reset: poll it soon
+            self._move_job(name, self.clock.now(), self._feed_trigger(name))
+        if self._alerts is not None:
+            self._alerts.reconfigure(config, scheduler)
+        logging.getLogger().setLevel(config.model.log_level)
+
+    async def _retime(self, name: str) -> None:
+        """A new interval: due one new interval after the last fetch (back-off stays as it is)."""
+        assert self._pipeline is not None
+        feed = self.config.feed(name)
+        assert feed is not None
+        writer = self._pipeline.writer
+        due = await writer.call(
+            set_next_fetch, writer.store.conn, name, self.config.feed_interval(feed)
+        )
+        self._move_job(name, due or self.clock.now(), self._feed_trigger(name))
+
+
+def set_next_fetch(conn: Any, name: str, interval: timedelta) -> datetime | None:
+    """For a healthy feed, make it due `interval` after its last fetch; returns when it is due."""
+    row = conn.execute(
+        "SELECT status, last_fetch, next_fetch FROM feeds WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        return None
+    last = parse_iso(row["last_fetch"])
+    if row["status"] != FeedStatus.OK.value or last is None:
+        return parse_iso(row["next_fetch"])
+    due = last + interval
+    conn.execute("UPDATE feeds SET next_fetch = ? WHERE name = ?", (utc_iso(due), name))
+    return due
+
+
+def write_heartbeat(path: Path, clock: Clock) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -135,6 +500,8 @@ def write_heartbeat(path: Path, clock: Clock) -> None:
         tmp.replace(path)
     except OSError as exc:
         log.warning("cannot write heartbeat %s: %s", path, exc)
+        return False
+    return True
 
 
 def heartbeat_age(path: Path, clock: Clock) -> timedelta | None:

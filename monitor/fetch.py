@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import hashlib
+import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Self
@@ -69,7 +80,8 @@ class Fetcher:
         self.clock = clock or SystemClock()
         self._global = asyncio.Semaphore(max_connections)
         self._per_host_limit = per_host
-        self._per_host: dict[str, asyncio.Semaphore] = {}
+        # Only hosts with requests in flight or queued: article links name ever new hosts.
+        self._per_host: dict[str, _HostSlots] = {}
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -112,10 +124,9 @@ class Fetcher:
         if last_modified:
             request_headers["If-Modified-Since"] = last_modified
         try:
-            async with asyncio.timeout(timeout):
-                result = await self._follow(
-                    url, request_headers, timeout, max_body or self.max_body, guard
-                )
+            result = await self._follow(
+                url, request_headers, _Budget(timeout), max_body or self.max_body, guard
+            )
         except TimeoutError:
             result = _error(url, url, f"timed out after {timeout:g}s")
         except FetchRefused as exc:
@@ -124,23 +135,26 @@ class Fetcher:
             result = _error(url, url, str(exc), transient=False)
         except httpx.HTTPError as exc:
             result = _error(url, url, describe_http_error(exc))
+        except (ValueError, httpx.InvalidURL) as exc:  # a malformed link or Location header
+            result = _error(url, url, f"bad URL: {exc}", transient=False)
         return _with_duration(result, time.perf_counter() - started)
 
     async def _follow(
         self,
         url: str,
         headers: dict[str, str],
-        timeout: float,
+        budget: _Budget,
         max_body: int,
         guard: UrlGuard | None,
     ) -> FetchResult:
         current, visited = url, [url]
         for _ in range(self.max_redirects + 1):
             _check_scheme(current)
-            pinned = await guard(current) if guard is not None else None
-            async with self._slot(current):
+            async with budget.running():
+                pinned = await guard(current) if guard is not None else None
+            async with self._slot(current), budget.running():
                 request = self._client.build_request(
-                    "GET", current, headers=headers, timeout=timeout
+                    "GET", current, headers=headers, timeout=budget.seconds
                 )
                 with _pinned(current, pinned):
                     response = await self._client.send(request, stream=True)
@@ -148,7 +162,8 @@ class Fetcher:
                     if response.is_redirect and "location" in response.headers:
                         target = urljoin(current, response.headers["location"])
                         if target in visited:
-                            return _error(url, current, f"redirect loop at {target}", False)
+                            message = f"redirect loop: the server keeps redirecting to {target}"
+                            return _error(url, current, message, False)
                         visited.append(target)
                         current = target
                         continue
@@ -157,12 +172,21 @@ class Fetcher:
                     await response.aclose()
         return _error(url, current, f"too many redirects (more than {self.max_redirects})", False)
 
-    def _slot(self, url: str) -> _Slot:
+    @contextlib.asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[None]:
+        """Hold a per-host and a global connection slot (in that order)."""
         host = urlsplit(url).hostname or ""
-        sem = self._per_host.get(host)
-        if sem is None:
-            sem = self._per_host[host] = asyncio.Semaphore(self._per_host_limit)
-        return _Slot(self._global, sem)
+        slots = self._per_host.get(host)
+        if slots is None:
+            slots = self._per_host[host] = _HostSlots(asyncio.Semaphore(self._per_host_limit))
+        slots.users += 1
+        try:
+            async with slots.semaphore, self._global:
+                yield
+        finally:
+            slots.users -= 1
+            if slots.users == 0:
+                del self._per_host[host]
 
     async def _finish(
         self, url: str, final_url: str, response: httpx.Response, max_body: int
@@ -262,6 +286,12 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context for every fetcher: building one costs tens of milliseconds."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def pinning_transport(
     limits: httpx.Limits, inner: httpcore.AsyncNetworkBackend | None = None
 ) -> httpx.AsyncHTTPTransport:
@@ -269,11 +299,11 @@ def pinning_transport(
 
     httpx has no public hook for a network backend, so its pool is replaced; the check below makes
     an httpx upgrade that changes this fail loudly instead of silently not pinning."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, trust_env=False)
     if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to pin addresses")
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=_ssl_context(),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -282,23 +312,30 @@ def pinning_transport(
     return transport
 
 
-class _Slot:
-    """Hold the global and the per-host semaphore together."""
+class _Budget:
+    """The time one fetch may spend on the network, across its redirect hops.
 
-    def __init__(self, global_sem: asyncio.Semaphore, host_sem: asyncio.Semaphore) -> None:
-        self._global, self._host = global_sem, host_sem
+    Waiting for a connection slot is not counted: a hanging server on one host must not make the
+    requests queued politely behind it look like timeouts of their own."""
 
-    async def __aenter__(self) -> None:
-        await self._host.acquire()
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.left = seconds
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        started = time.monotonic()
         try:
-            await self._global.acquire()
-        except BaseException:
-            self._host.release()
-            raise
+            async with asyncio.timeout(max(self.left, 0.0)):
+                yield
+        finally:
+            self.left -= time.monotonic() - started
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._global.release()
-        self._host.release()
+
+@dataclass
+class _HostSlots:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # holding or waiting
 
 
 async def _read_body(response: httpx.Response, max_body: int) -> bytes:
@@ -335,7 +372,8 @@ class _Decoder:
             return
         try:
             while data:
-                out = self._z.decompress(data, self.limit - self.size + 1)
+                # In small steps: one big step costs twice its size while zlib builds it.
+                out = self._z.decompress(data, min(_CHUNK * 4, self.limit - self.size + 1))
                 self._add(out)
                 data = self._z.unconsumed_tail
         except zlib.error as exc:
@@ -382,18 +420,51 @@ def describe_http_error(exc: httpx.HTTPError) -> str:
             or ("name resolution" in lowered or "no address associated" in lowered)
         ):
             return "host not found (DNS lookup failed)"
-        if "refused" in lowered:
+        if "refused" in lowered or _os_errno(exc) == errno.ECONNREFUSED:
             return "connection refused"
+        reason = _OS_REASONS.get(_os_errno(exc) or 0)
+        if reason:
+            return reason
         if "ssl" in lowered or "certificate" in lowered:
             return f"TLS error: {text}"
         return f"could not connect: {text}"
+    if isinstance(exc, httpx.NetworkError):  # reading or writing after the connection was made
+        reason = _OS_REASONS.get(_os_errno(exc) or 0)
+        return reason or "the connection failed while the response was being read"
     if isinstance(exc, httpx.RemoteProtocolError):
+        if "location header" in lowered:
+            return f"bad redirect: {text}"
         return f"the server broke the connection: {text}"
     if isinstance(exc, httpx.DecodingError):
         return f"could not decode the response: {text}"
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return f"bad URL: {text}"
     return f"{exc.__class__.__name__}: {text}"
+
+
+_OS_REASONS = {
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "timed out while connecting",
+    errno.ECONNRESET: "the server reset the connection",
+}
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of the first OSError behind `exc` (anyio hides it behind a generic message)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current.errno
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
 
 
 def _check_scheme(url: str) -> None:

@@ -198,7 +198,9 @@ class NetGuard:
             return [host]  # a literal address needs no lookup
         try:
             answers = await self.resolver(host, port)
-        except (socket.gaierror, UnicodeError) as exc:
+        except UnicodeError as exc:  # a label the IDNA codec rejects (empty, too long)
+            raise FetchRefused(f"the link's host name is not valid ({host[:100]})") from exc
+        except OSError as exc:
             # Same words as a failed connect: describe_http_error reads the resolver's message.
             raise httpx.ConnectError(str(exc) or "name or service not known") from exc
         valid = []

@@ -21,6 +21,7 @@ Method, per watch topic:
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,7 @@ FEATURE_NAMES = (
     "core_missing",  # share of the development's recurring names the article lacks
     "year_agree",  # both mention years and share one
     "year_conflict",  # both mention years and share none
-    "max_member",  # best whole-text cosine with a single member
+    "median_member",  # median whole-text cosine with the members (robust to a stray member)
     "lead_names_novel",  # share of the names in the article's lead the development never named
     "names_novel",  # the same for all the article's names (weighted by count)
     "log_size",  # log(1 + members)
@@ -348,6 +349,7 @@ def pair_features(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> t
     year_agree, year_conflict = _years(doc.years, prof.years)
     lead_novelty = _lead_novelty(doc, prof, weigher)
     log_size = math.log1p(prof.size)
+    member_sims = [_dot(words, weigher.unit("w:", m.features.words)) for m in dev.members]
     return (
         _dot(words, c_words),
         _dot(lead, weigher.centroid("w:", prof.lead)),
@@ -358,7 +360,7 @@ def pair_features(doc: DocFeatures, dev: DevelopmentView, weigher: Weigher) -> t
         _core_missing(doc, prof, weigher),
         year_agree,
         year_conflict,
-        max((_dot(words, weigher.unit("w:", m.features.words)) for m in dev.members), default=0.0),
+        statistics.median(member_sims),
         _novel(doc.lead_names, prof.names, weigher, "n:"),
         _novel(doc.names, prof.names, weigher, "n:"),
         log_size,

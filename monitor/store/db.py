@@ -172,6 +172,17 @@ class Store:
         row = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
         return _feed_state(row) if row else None
 
+    def feed_states_named(self, names: Sequence[str]) -> list[FeedState | None]:
+        """The stored state of each named feed (None: unknown), in one query per 500 names."""
+        found: dict[str, FeedState] = {}
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM feeds WHERE name IN ({marks})", chunk):
+                found[row["name"]] = _feed_state(row)
+        return [found.get(name) for name in names]
+
     def feed_states(self) -> dict[str, FeedState]:
         rows = self.conn.execute("SELECT * FROM feeds").fetchall()
         return {row["name"]: _feed_state(row) for row in rows}
@@ -227,6 +238,26 @@ class Store:
     def record_feed_state(self, feed_name: str, update: FeedStateUpdate) -> None:
         with self.transaction():
             self._write_feed_state(self._feed_id(feed_name), update)
+
+    def record_feed_states(
+        self, updates: Sequence[tuple[str, FeedStateUpdate]]
+    ) -> list[Exception | None]:
+        """Write the state of many feeds (one poll outcome each) in one transaction.
+
+        Each update is one statement, which SQLite applies whole or not at all, so an update that
+        fails (an unknown feed) fails alone: its error is returned in its place, the others are
+        written. An error that ends the transaction itself is raised.
+        """
+        results: list[Exception | None] = []
+        with self.transaction():
+            for name, update in updates:
+                try:
+                    self._write_feed_state(self._feed_id(name), update)
+                except (StoreError, sqlite3.IntegrityError) as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
 
     def _feed_id(self, name: str) -> int:
         row = self.conn.execute("SELECT id FROM feeds WHERE name = ?", (name,)).fetchone()

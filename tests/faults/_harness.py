@@ -66,11 +66,14 @@ def run(
     return asyncio.run(go())
 
 
-def one_pass(config: Config, clock: FakeClock) -> dict[str, PollOutcome]:
-    """Every feed polled once in the same pass, as `monitor once` does."""
+def one_pass(
+    config: Config, clock: FakeClock, *, ignore_backoff: bool = True
+) -> dict[str, PollOutcome]:
+    """Every feed polled in the same pass: as `monitor once` does, or (ignore_backoff=False)
+    as the daemon does, skipping feeds that are not due."""
 
     async def action(p: Pipeline) -> list[PollOutcome]:
-        return await p.run_once(config.feeds)
+        return await p.run_once(config.feeds, ignore_backoff=ignore_backoff)
 
     return {o.feed: o for o in run(config, clock, action)}
 
@@ -138,3 +141,13 @@ def measure_peak(*, trace: bool = True) -> Iterator[Peak]:
         stop.set()
         sampler.join()
         peak.rss_growth = max(peak.rss_growth, _rss() - start)
+
+
+def warm_up(tmp_path: Path) -> None:
+    """One ordinary pass, so lazy imports and language models are loaded before memory is traced."""
+    from tests.newsroom import Newsroom
+
+    with Newsroom() as room:
+        room.publish("/warm.xml", 1)
+        config = make_config(tmp_path, [("warm", room.url("/warm.xml"))])
+        one_pass(config, FakeClock(START))

@@ -1,0 +1,357 @@
+"""Scale of the archive: 1,000,000 stored items — database size, search latency, matching cost.
+
+    python bench/archive.py [--items 1000000] [--checkpoints 100000,300000,1000000]
+                            [--db PATH] [--seed 1]
+
+Builds the archive in the real schema (`Store.open`: items, sightings, the FTS5 history index)
+with bulk inserts of synthetic multilingual news (English, Russian, Korean; the generator of
+bench/match.py, 20-45 sentences an article). Generating and normalising the text for the index
+runs on every core; the main process writes. At each checkpoint it prints:
+
+    size        database bytes (after a WAL checkpoint) per 100k items, and per table
+    search      median latency of `monitor search` (archive.search, the function the CLI
+                calls: bm25 ranking, top 20, highlighted snippets) over three-term boolean queries
+    matching    CPU µs per article to percolate new articles against 50 topics (must stay flat:
+                the percolator never reads the archive), and ms to add one article to the
+                archive index at this size
+
+It takes a while (minutes per 100k items on 2 cores); the default test run never starts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import load_average  # noqa: E402
+from bench.match import CITIES, COUNTRIES, PEOPLE, THEMES, Writer, make_topics  # noqa: E402
+from monitor.match import archive  # noqa: E402
+from monitor.match.normalise import normalise_tokens, tokenize  # noqa: E402
+from monitor.match.percolate import MatchDoc, Matcher, normalise_language  # noqa: E402
+from monitor.store import Store  # noqa: E402
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+CHUNK = 2000  # items per worker task and per insert transaction
+TARGET_MS = 100.0
+# Three-term boolean queries, as a user would search the history (same language as topics).
+QUERIES = [
+    "russia AND troops AND NOT ukraine",
+    "(kursk OR курск*) AND troops",
+    '"north korea" AND missiles AND russia',
+    "sanctions AND (china OR китай*)",
+    "북한 AND 미사일 AND 러시아",
+    "putin AND (erdogan OR macron)",
+    "(earthquake OR землетрясени*) AND turkey",
+    "nato AND drones AND poland",
+    "title:ceasefire AND israel AND egypt",
+    "NEAR(oil prices, 5) AND iran",
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    title: str
+    text: str
+    language: str
+    fetched: str
+    fts_title: str
+    fts_body: str
+
+
+def article(writer: Writer) -> tuple[str, str, str]:
+    lang = writer.language()
+    title, _ = writer.article(lang)
+    focus = {
+        "C": writer.rng.sample(COUNTRIES, 2),
+        "CITY": writer.rng.sample(CITIES, 1),
+        "P": writer.rng.sample(PEOPLE, 1),
+        "T": writer.rng.sample(THEMES, 1),
+    }
+    body = " ".join(writer.sentence(lang, focus) for _ in range(writer.rng.randint(20, 45)))
+    return lang, title, body
+
+
+def make_rows(task: tuple[int, int, int]) -> list[Row]:
+    """Items start..start+count (a worker task): text and its normalised index form."""
+    seed, start, count = task
+    writer = Writer(random.Random(seed * 1_000_003 + start))
+    rows = []
+    for n in range(start, start + count):
+        lang, title, body = article(writer)
+        fetched = archive.format_ts(START + timedelta(seconds=30 * n))
+        rows.append(
+            Row(
+                key=f"https://news.example/{lang}/{n}",
+                title=title,
+                text=body,
+                language=lang,
+                fetched=fetched,
+                fts_title=normalise_tokens(tokenize(title)),
+                fts_body=normalise_tokens(tokenize(body)),
+            )
+        )
+    return rows
+
+
+def insert(store: Store, rows: Sequence[Row], first_id: int) -> None:
+    """One transaction: items, a sighting each, and the history index, as the store writes them."""
+    conn = store.conn
+    with store.transaction():
+        conn.executemany(
+            "INSERT INTO items (id, key, url, guid, title, text, text_source, summary, fetched, "
+            "language, feed_id, entry_hash) VALUES (?, ?, ?, ?, ?, ?, 'page', ?, ?, ?, ?, ?)",
+            (
+                (
+                    first_id + i,
+                    r.key,
+                    r.key,
+                    r.key,
+                    r.title,
+                    r.text,
+                    r.text[:200],
+                    r.fetched,
+                    r.language,
+                    1 + (first_id + i) % 1000,
+                    f"{first_id + i:016x}",
+                )
+                for i, r in enumerate(rows)
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO sightings (item_id, feed_id, first_seen, last_seen) VALUES (?, ?, ?, ?)",
+            (
+                (first_id + i, 1 + (first_id + i) % 1000, r.fetched, r.fetched)
+                for i, r in enumerate(rows)
+            ),
+        )
+        conn.executemany(
+            f"INSERT INTO {archive.FTS_TABLE}(rowid, title, body, language) VALUES (?, ?, ?, ?)",
+            (
+                (first_id + i, r.fts_title, r.fts_body, normalise_language(r.language))
+                for i, r in enumerate(rows)
+            ),
+        )
+
+
+def make_feeds(store: Store) -> None:
+    with store.transaction():
+        store.conn.executemany(
+            "INSERT OR IGNORE INTO feeds (id, name, url) VALUES (?, ?, ?)",
+            ((n, f"feed {n}", f"https://news.example/feed/{n}.xml") for n in range(1, 1001)),
+        )
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+def db_size(store: Store, path: Path) -> int:
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = Path(f"{path}-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def table_sizes(store: Store) -> dict[str, int]:
+    """Bytes per table (its indexes and FTS shadow tables folded in), when dbstat exists."""
+    try:
+        rows = store.conn.execute(
+            "SELECT s.name, m.tbl_name, SUM(s.pgsize) FROM dbstat s "
+            "LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY s.name"
+        ).fetchall()
+    except Exception:
+        return {}
+    sizes: dict[str, int] = {}
+    for name, table, size in rows:
+        owner = str(table or name)
+        if owner.startswith(archive.FTS_TABLE):
+            owner = archive.FTS_TABLE
+        sizes[owner] = sizes.get(owner, 0) + int(size)
+    return sizes
+
+
+def search_ms(store: Store, repeat: int) -> tuple[float, float, dict[str, float]]:
+    """(median, worst per-query median) ms of archive.search over QUERIES; per query."""
+    now = START + timedelta(days=400)
+    per_query: dict[str, float] = {}
+    all_times = []
+    for query in QUERIES:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            archive.search(store.conn, query, limit=20, now=now)
+            times.append(1000 * (time.perf_counter() - t0))
+        per_query[query] = statistics.median(times)
+        all_times += times
+    return statistics.median(all_times), max(per_query.values()), per_query
+
+
+_RANK_FIRST = (
+    f"WITH top AS (SELECT rowid, {archive._BM25} AS rank FROM {archive.FTS_TABLE} "
+    f"WHERE {archive.FTS_TABLE} MATCH ? ORDER BY rank LIMIT ?) "
+    "SELECT top.rowid, top.rank, i.title, i.text FROM top JOIN items AS i ON i.id = top.rowid "
+    "ORDER BY top.rank"
+)
+
+
+def search_rank_first(store: Store, query: str, limit: int = 20) -> list[tuple[int, str]]:
+    """A proposed archive.search: rank inside the index first, then read only the top rows.
+
+    archive.search joins `items` before sorting, so it reads the title and text of every hit;
+    here only the `limit` best are read (and highlighted the same way)."""
+    from monitor.match.highlight import Field, highlight
+    from monitor.match.query import compile_query
+
+    compiled = compile_query(query)
+    out = []
+    for rowid, _rank, title, text in store.conn.execute(_RANK_FIRST, (compiled.fts, limit)):
+        hl = highlight(compiled.phrases, Field(str(title or "")), Field(str(text or "")))
+        out.append((int(rowid), hl.snippet))
+    return out
+
+
+def rank_first_ms(store: Store, repeat: int) -> float:
+    times = []
+    for query in QUERIES:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            search_rank_first(store, query)
+            times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def hit_counts(store: Store) -> dict[str, int]:
+    from monitor.match.query import compile_query
+
+    out = {}
+    for query in QUERIES:
+        fts = compile_query(query).fts
+        row = store.conn.execute(
+            f"SELECT count(*) FROM {archive.FTS_TABLE} WHERE {archive.FTS_TABLE} MATCH ?", (fts,)
+        ).fetchone()
+        out[query] = int(row[0])
+    return out
+
+
+def matching_cost(store: Store, matcher: Matcher, docs: list[MatchDoc]) -> tuple[float, float]:
+    """(CPU µs per article to percolate against every topic, ms to index one article)."""
+    c0 = time.process_time()
+    for i in range(0, len(docs), 50):
+        matcher.match(docs[i : i + 50])
+    percolate_us = 1e6 * (time.process_time() - c0) / len(docs)
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    t0 = time.perf_counter()
+    try:
+        for n, doc in enumerate(docs):
+            archive.index_item(conn, 10**9 + n, doc.title, doc.text, doc.language)
+        index_ms = 1000 * (time.perf_counter() - t0) / len(docs)
+    finally:
+        conn.execute("ROLLBACK")
+    return percolate_us, index_ms
+
+
+def probe_docs(seed: int, n: int = 500) -> list[MatchDoc]:
+    writer = Writer(random.Random(seed + 77))
+    docs = []
+    for i in range(n):
+        lang, title, body = article(writer)
+        docs.append(MatchDoc(f"probe-{i}", title, body, lang))
+    return docs
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def tasks(seed: int, total: int) -> Iterator[tuple[int, int, int]]:
+    for start in range(0, total, CHUNK):
+        yield seed, start, min(CHUNK, total - start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--checkpoints", default="100000,300000,1000000")
+    parser.add_argument("--db", type=Path, help="keep the database here (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each search query")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    checkpoints = sorted({int(x) for x in args.checkpoints.split(",") if int(x) <= args.items})
+    if args.items not in checkpoints:
+        checkpoints.append(args.items)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or Path(tmp) / "archive.db"
+        run(path, args, checkpoints)
+    return 0
+
+
+def run(path: Path, args: argparse.Namespace, checkpoints: list[int]) -> None:
+    print(f"archive benchmark: {args.items:,} items into {path}; {load_average()}")
+    store = Store.open(path)
+    make_feeds(store)
+    matcher = Matcher(make_topics(50, random.Random(args.seed)))
+    probes = probe_docs(args.seed)
+    done, started, chars = 0, time.perf_counter(), 0
+    workers = os.cpu_count() or 1
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for rows in pool.imap(make_rows, tasks(args.seed, args.items), chunksize=1):
+            insert(store, rows, done + 1)
+            chars += sum(len(r.text) for r in rows)
+            done += len(rows)
+            if done % 50_000 == 0 or done in checkpoints:
+                rate = done / (time.perf_counter() - started)
+                print(f"  {done:>9,} items  {rate:6.0f} items/s  {load_average()}", flush=True)
+            if done in checkpoints:
+                report(store, path, done, chars, matcher, probes, args.repeat)
+    store.close()
+
+
+def report(
+    store: Store,
+    path: Path,
+    items: int,
+    chars: int,
+    matcher: Matcher,
+    probes: list[MatchDoc],
+    repeat: int,
+) -> None:
+    size = db_size(store, path)
+    per_100k = size / (items / 100_000)
+    median, worst, per_query = search_ms(store, repeat)
+    proposed = rank_first_ms(store, repeat)
+    hits = hit_counts(store)
+    percolate_us, index_ms = matching_cost(store, matcher, probes)
+    verdict = "meets" if median <= TARGET_MS else "misses"
+    print(f"checkpoint {items:,} items (mean text {chars / items:,.0f} chars):")
+    print(f"  database {size / 1e6:,.1f} MB = {per_100k / 1e6:,.1f} MB per 100k items")
+    for table, bytes_ in sorted(table_sizes(store).items(), key=lambda kv: -kv[1])[:6]:
+        print(f"    {table:<20} {bytes_ / 1e6:10,.1f} MB")
+    print(
+        f"  search (archive.search, top 20): median {median:.1f} ms ({verdict} the "
+        f"{TARGET_MS:.0f} ms target), slowest query's median {worst:.1f} ms"
+    )
+    for query, ms in per_query.items():
+        print(f"    {ms:8.1f} ms  {hits[query]:>8,} hits  {query}")
+    print(f"  proposed rank-first search (same results, see search_rank_first): {proposed:.1f} ms")
+    print(
+        f"  matching: {percolate_us:.0f} µs CPU per article against 50 topics "
+        f"({percolate_us / 50:.1f} µs per article x topic); adding an article to the archive "
+        f"index {index_ms:.2f} ms"
+    )
+    print(f"  {load_average()}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

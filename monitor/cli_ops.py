@@ -1,0 +1,131 @@
+"""Operating commands: `monitor run` (its body), `monitor status`, `monitor vacuum`."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from monitor.cli import (
+    EXIT_CONFIG,
+    app,
+    fail,
+    get_config,
+    open_store,
+    out,
+    print_json,
+    setup_logging,
+)
+from monitor.clock import SystemClock, parse_iso
+from monitor.ops import Status, gather_status, human_size, human_span, parse_address, vacuum
+from monitor.store import StoreError
+
+
+def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> None:
+    """`monitor run`: the daemon, watching its config file; `--http` wins over `http:`."""
+    from monitor.daemon import Daemon
+    from monitor.reload import WatchSettings
+    from monitor.timescale import TimeScale
+
+    config = get_config()
+    setup_logging(config)
+    address = http if http is not None else config.model.http
+    if address:
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            where = "--http" if http is not None else f"{config.path}: http"
+            fail(f"{where}: {exc}", EXIT_CONFIG)
+    try:
+        epoch = parse_iso(time_epoch)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--time-epoch") from None
+    scale = TimeScale.fast(time_scale, epoch) if time_scale != 1 or epoch else None
+    daemon = Daemon(config, time_scale=scale, http=address, watch=WatchSettings())
+    try:
+        asyncio.run(daemon.serve())
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:  # the HTTP port is taken, or the address is not ours
+        fail(f"cannot serve HTTP on {address}: {exc}")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON object.")] = False,
+) -> None:
+    """Is the daemon running, since when; feeds ok / failing; items today; alerts; database size."""
+    config = get_config()
+    with open_store(config, create=True) as store:
+        found = gather_status(config, store.conn, SystemClock())
+    if as_json:
+        print_json(found.as_json())
+        return
+    print_status(found)
+
+
+def print_status(found: Status) -> None:
+    if found.running:
+        uptime = human_span(found.uptime_seconds) if found.uptime_seconds is not None else "?"
+        out.print(f"daemon: [green]running[/green] (pid {found.pid}, up {uptime})")
+        if found.http:
+            out.print(f"  http: http://{found.http}/healthz, /metrics", markup=False)
+    else:
+        out.print("daemon: [red]not running[/red]")
+    for note in found.notes:
+        out.print(f"  {note}", markup=False)
+    feeds = found.feeds
+    out.print(
+        f"feeds: {feeds['ok']} ok, {feeds['failing']} failing, {feeds['gone']} gone, "
+        f"{feeds['new']} not yet polled, {feeds['disabled']} disabled"
+    )
+    if found.failing:
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for column in ("failing feed", "since", "last error"):
+            table.add_column(column, overflow="fold")
+        for feed in found.failing:
+            table.add_row(feed.name, feed.since or "-", feed.error)
+        out.print(table)
+    out.print(f"items: {found.items_today} today, {found.items_total} in all")
+    alerts = found.alerts
+    out.print(
+        f"alerts: {alerts['pending'] + alerts['sending']} pending, {alerts['failed']} failed, "
+        f"{alerts['sent']} sent"
+    )
+    out.print(f"database: {found.database} ({human_size(found.database_bytes)})", markup=False)
+
+
+@app.command("vacuum")
+def vacuum_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON object.")] = False,
+) -> None:
+    """Apply the retention limit to every item, then compact the database (safe while it runs)."""
+    config = get_config()
+    with open_store(config, create=False) as store:
+        try:
+            report = vacuum(store.conn, config, config.database, SystemClock().now())
+        except sqlite3.OperationalError as exc:
+            fail(f"cannot vacuum {config.database} now: {exc} (try again later)")
+    if as_json:
+        print_json(
+            {
+                "dropped_text": report.dropped,
+                "retention": report.retention,
+                "size_before": report.size_before,
+                "size_after": report.size_after,
+            }
+        )
+        return
+    if report.retention is None:
+        out.print("retention: no limit set (retention.drop_text_after); all text kept")
+    else:
+        out.print(
+            f"retention: dropped the text of {report.dropped} items older than {report.retention}"
+        )
+    out.print(
+        f"database: {human_size(report.size_before)} → {human_size(report.size_after)}",
+        markup=False,
+    )

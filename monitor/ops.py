@@ -1,0 +1,281 @@
+"""Operating the service: `monitor status`, the daemon's state file, retention and `monitor vacuum`.
+
+- The daemon writes `daemon.json` (pid, start time, version, HTTP address) next to its heartbeat file
+  when it starts; `monitor status` reads it with the heartbeat to say whether it runs and for how long.
+- Retention (`retention.drop_text_after`) empties the text and summary of items first seen before the
+  cutoff and removes them from the search index; title, link, dates, feeds, matches, developments and
+  alerts stay. The daemon runs it once a day from where the last run stopped (a watermark in `kv`);
+  `monitor vacuum` runs it over everything, then compacts the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.clock import Clock, parse_iso, utc_iso
+from monitor.config import Config
+from monitor.match import archive
+
+HEARTBEAT_FRESH = timedelta(seconds=90)  # the daemon writes one every 15 s
+RETENTION_WATERMARK = "retention.text_dropped_before"
+RETENTION_BATCH = 500
+
+
+# --------------------------------------------------------------------------- daemon state file
+
+
+def state_file(config: Config) -> Path:
+    return config.heartbeat.with_name("daemon.json")
+
+
+def write_daemon_state(config: Config, started: datetime, http: str | None) -> None:
+    path = state_file(config)
+    data = {"pid": os.getpid(), "started": utc_iso(started), "version": __version__, "http": http}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_daemon_state(config: Config) -> dict[str, Any]:
+    try:
+        data = json.loads(state_file(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --------------------------------------------------------------------------- HTTP address
+
+_ADDRESS_RE = re.compile(
+    r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})$"
+)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9100', 'localhost:9100', '[::1]:9100' -> (host, port); ValueError otherwise."""
+    found = _ADDRESS_RE.match(text.strip())
+    if not found or not 0 <= int(found.group("port")) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9100)")
+    return found.group("v6") or found.group("host"), int(found.group("port"))
+
+
+# --------------------------------------------------------------------------- status
+
+
+def database_size(path: Path) -> int:
+    """Bytes on disk: the database plus its write-ahead log."""
+    total = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            total += Path(f"{path}{suffix}").stat().st_size
+    return total
+
+
+@dataclass(frozen=True)
+class FailingFeed:
+    name: str
+    since: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Status:
+    running: bool
+    pid: int | None
+    started: str | None
+    uptime_seconds: float | None
+    heartbeat_age_seconds: float | None
+    http: str | None
+    feeds: dict[str, int]  # ok, failing, gone, new, disabled
+    failing: list[FailingFeed]
+    items_total: int
+    items_today: int
+    alerts: dict[str, int]  # pending, sending, sent, failed
+    database: str
+    database_bytes: int
+    version: str = __version__
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def feed_statuses(
+    config: Config, rows: list[sqlite3.Row] | list[dict[str, Any]]
+) -> tuple[dict[str, int], list[FailingFeed]]:
+    """Configured feeds by status (ok / failing / gone / new / disabled), and the failing ones."""
+    by_name = {str(row["name"]): row for row in rows}
+    counts: Counter[str] = Counter({"ok": 0, "failing": 0, "gone": 0, "new": 0, "disabled": 0})
+    failing: list[FailingFeed] = []
+    for feed in config.feeds:
+        row = by_name.get(feed.name)
+        status = "disabled" if not feed.enabled else str(row["status"]) if row else "new"
+        if status == "error":
+            status = "failing"
+            assert row is not None
+            error = config.mask(str(row["last_error"] or ""))
+            failing.append(FailingFeed(feed.name, row["failing_since"], error))
+        counts[status if status in counts else "new"] += 1
+    return dict(counts), failing
+
+
+def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Status:
+    from monitor.alert import outbox
+    from monitor.daemon import heartbeat_age
+
+    now = clock.now()
+    state = read_daemon_state(config)
+    age = heartbeat_age(config.heartbeat, clock)
+    running = age is not None and age <= HEARTBEAT_FRESH
+    started = parse_iso(state.get("started")) if running else None
+    rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
+    feeds, failing = feed_statuses(config, rows)
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    today = conn.execute(
+        "SELECT count(*) FROM items WHERE fetched >= ?", (utc_iso(midnight),)
+    ).fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+    notes = []
+    if age is None:
+        notes.append(f"no heartbeat at {config.heartbeat}: the daemon has not run here")
+    elif not running:
+        notes.append(f"the daemon is not running (last heartbeat {_span(age)} ago)")
+    return Status(
+        running=running,
+        pid=state.get("pid") if running else None,
+        started=utc_iso(started) if started else None,
+        uptime_seconds=(now - started).total_seconds() if started else None,
+        heartbeat_age_seconds=age.total_seconds() if age is not None else None,
+        http=state.get("http") if running else None,
+        feeds=feeds,
+        failing=failing,
+        items_total=int(total),
+        items_today=int(today),
+        alerts=outbox.counts(conn),
+        database=str(config.database),
+        database_bytes=database_size(config.database),
+        notes=notes,
+    )
+
+
+def _span(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def human_span(seconds: float) -> str:
+    return _span(timedelta(seconds=seconds))
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def drop_text_batch(
+    conn: sqlite3.Connection, cutoff: datetime, since: datetime | None = None
+) -> int:
+    """Empty the text of up to RETENTION_BATCH items first seen in [since, cutoff); one transaction.
+
+    Returns how many items it emptied (0: nothing left to do)."""
+    low = utc_iso(since) if since else ""
+    rows = conn.execute(
+        """SELECT id FROM items WHERE fetched >= ? AND fetched < ? AND (text != '' OR summary != '')
+           ORDER BY fetched LIMIT ?""",
+        (low, utc_iso(cutoff), RETENTION_BATCH),
+    ).fetchall()
+    if not rows:
+        return 0
+    ids = [int(row[0]) for row in rows]
+    marks = ",".join("?" * len(ids))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"UPDATE items SET text = '', summary = '' WHERE id IN ({marks})", ids)
+        conn.execute(f"DELETE FROM {archive.FTS_TABLE} WHERE rowid IN ({marks})", ids)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(ids)
+
+
+def retention_cutoff(config: Config, now: datetime) -> datetime | None:
+    keep = config.model.retention.drop_text_after
+    return now - keep if keep is not None else None
+
+
+def read_watermark(conn: sqlite3.Connection) -> datetime | None:
+    row = conn.execute("SELECT value FROM kv WHERE key = ?", (RETENTION_WATERMARK,)).fetchone()
+    return parse_iso(row[0]) if row else None
+
+
+def write_watermark(conn: sqlite3.Connection, cutoff: datetime) -> None:
+    conn.execute(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (RETENTION_WATERMARK, utc_iso(cutoff)),
+    )
+
+
+def apply_retention(conn: sqlite3.Connection, config: Config, now: datetime, *, full: bool) -> int:
+    """Drop the text of every item older than the retention limit; returns how many items.
+
+    `full=False` starts from the last run's cutoff (the daemon's daily job); `full=True` looks at every
+    old item (`monitor vacuum`)."""
+    cutoff = retention_cutoff(config, now)
+    if cutoff is None:
+        return 0
+    since = None if full else read_watermark(conn)
+    total = 0
+    while count := drop_text_batch(conn, cutoff, since):
+        total += count
+    write_watermark(conn, cutoff)
+    return total
+
+
+@dataclass(frozen=True)
+class VacuumReport:
+    dropped: int
+    retention: str | None  # "90d", or None when no limit is configured
+    size_before: int
+    size_after: int
+
+
+def vacuum(conn: sqlite3.Connection, config: Config, database: Path, now: datetime) -> VacuumReport:
+    """Apply retention over every item, then compact the search index and the database file."""
+    from monitor.reload import format_duration
+
+    before = database_size(database)
+    dropped = apply_retention(conn, config, now, full=True)
+    table = archive.FTS_TABLE
+    conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA optimize")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    keep = config.model.retention.drop_text_after
+    return VacuumReport(
+        dropped, format_duration(keep) if keep else None, before, database_size(database)
+    )

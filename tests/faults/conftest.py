@@ -1,0 +1,24 @@
+"""Fixtures of the fault suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults._harness import warm_up
+from tests.newsroom import Newsroom
+
+
+@pytest.fixture(scope="session")
+def warmed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Memory measurements start after one pass has loaded what every pass needs."""
+    warm_up(tmp_path_factory.mktemp("warm"))
+
+
+@pytest.fixture
+def room() -> Iterator[Newsroom]:
+    """A newsroom with a healthy feed, /good.xml (2 articles), to poll beside the faulty one."""
+    with Newsroom() as newsroom:
+        newsroom.publish("/good.xml", 2, seed=500)
+        yield newsroom

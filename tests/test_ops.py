@@ -1,0 +1,338 @@
+"""Operating it: `monitor status`, /healthz and /metrics, retention and `monitor vacuum`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.clock import FakeClock, SystemClock
+from monitor.config import Config, load_config
+from monitor.daemon import Daemon, write_heartbeat
+from monitor.ops import parse_address, read_watermark, write_daemon_state
+from monitor.schedule import FeedStatus
+from monitor.store import FeedStateUpdate, Store
+from monitor.timescale import TimeScale
+from tests.alert_helpers import Received, Receiver, distinct_text, open_store, seed, story
+from tests.daemon_helpers import Events, feeds_yaml, running, write_config
+from tests.newsroom import Newsroom, Status, make_story
+from tests.test_cli import cli
+
+# --------------------------------------------------------------------------- monitor status
+
+
+def status_config(tmp_path: Path, extra: str = "") -> Config:
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        "database: state/m.db\nheartbeat: state/heartbeat\n"
+        "channels: {chat: 'json://127.0.0.1:9/hook'}\n"
+        "topics:\n  - {name: t, query: x, notify: [chat]}\n"
+        + feeds_yaml(
+            {
+                "Good": "https://good.example/f",
+                "Bad": "https://bad.example/f",
+                "Off": "https://off.example/f",
+                "Fresh": "https://fresh.example/f",
+            },
+            Off="enabled: false",
+        )
+        + extra,
+    )
+    return load_config(path)
+
+
+def test_status_reports_uptime_feeds_items_alerts_and_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = status_config(tmp_path)
+    now = SystemClock().now()
+    store = open_store(config)
+    seed(store, "Good", [story(n, "t") for n in range(3)], now=now)
+    seed(store, "Good", [story(n, "t") for n in range(3, 5)], now=now - timedelta(days=2))
+    failing = FeedStateUpdate(
+        status=FeedStatus.ERROR,
+        last_fetch=now,
+        next_fetch=now + timedelta(minutes=30),
+        error_count=3,
+        error="HTTP 503 Service Unavailable",
+    )
+    store.record_feed_state("Bad", failing)
+    store.conn.execute("UPDATE outbox SET status = 'failed' WHERE id = 1")
+    store.close()
+    write_heartbeat(config.heartbeat, SystemClock())
+    write_daemon_state(config, now - timedelta(hours=2), "127.0.0.1:9100")
+
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["running"] is True and found["http"] == "127.0.0.1:9100"
+    assert 7190 < found["uptime_seconds"] < 7300
+    assert found["feeds"] == {"ok": 1, "failing": 1, "gone": 0, "new": 1, "disabled": 1}
+    assert found["failing"][0]["name"] == "Bad"
+    assert found["failing"][0]["error"] == "HTTP 503 Service Unavailable"
+    assert (found["items_today"], found["items_total"]) == (3, 5)
+    assert found["alerts"]["pending"] == 4 and found["alerts"]["failed"] == 1
+    assert found["database_bytes"] > 0
+
+    assert cli(["status", "--config", str(config.path)]) == 0
+    text = capsys.readouterr().out
+    assert "running (pid" in text and "up 2.0h" in text
+    assert "feeds: 1 ok, 1 failing, 0 gone, 1 not yet polled, 1 disabled" in text
+    assert "HTTP 503 Service Unavailable" in text
+    assert "items: 3 today, 5 in all" in text
+    assert "alerts: 4 pending, 1 failed, 0 sent" in text
+
+
+def test_status_says_when_the_daemon_is_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = status_config(tmp_path)
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["running"] is False and found["uptime_seconds"] is None
+    assert "has not run here" in found["notes"][0]
+
+    write_heartbeat(config.heartbeat, FakeClock(SystemClock().now() - timedelta(minutes=10)))
+    assert cli(["status", "--config", str(config.path)]) == 0
+    text = capsys.readouterr().out
+    assert "not running" in text and "last heartbeat 10m ago" in text
+
+
+# --------------------------------------------------------------------------- /healthz and /metrics
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[str, float]:
+    """'name{label="v"}' -> value, from the Prometheus text format."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return found
+
+
+def test_http_serves_health_and_metrics_even_while_the_loop_is_blocked(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    story_ = make_story(
+        1, title="Harbour strike closes the port of Osaka", published=SystemClock().now()
+    )
+    newsroom.add_feed("/a.xml", [newsroom.add_article("/a/1", story_)])
+    newsroom.set_fault("/b.xml", Status(500))
+    delivered = threading.Event()
+
+    def on_request(got: Received, when: str) -> None:
+        if when == "after":
+            delivered.set()
+
+    with Receiver(on_request=on_request) as rx:
+        path = write_config(
+            tmp_path / "monitor.yaml",
+            "workers: 0\ndatabase: state/m.db\nheartbeat: state/heartbeat\n"
+            "defaults: {interval: 1h, jitter: 0s}\n"
+            f"channels: {{chat: '{rx.url()}'}}\n"
+            "topics:\n  - {name: ports, query: harbour, notify: [chat]}\n"
+            + feeds_yaml({"A": newsroom.url("/a.xml"), "B": newsroom.url("/b.xml")}),
+        )
+        events = Events()
+        daemon = Daemon(
+            load_config(path), startup_spread=timedelta(0), on_poll=events.poll, http="127.0.0.1:0"
+        )
+        daemon.loop_probe = timedelta(milliseconds=200)
+
+        async def scenario() -> None:
+            async with running(daemon, events):
+                await events.until(lambda: len(events.polls) == 2)
+                assert await asyncio.to_thread(delivered.wait, 20)
+                await events.until(lambda: any("alerts sent=1" in m for m in events.logs))
+                base = f"http://{daemon.http_address}"
+
+                code, body = await asyncio.to_thread(get, f"{base}/healthz")
+                assert code == 200, body
+                health = json.loads(body)
+                assert health["status"] == "ok" and health["phase"] == "running"
+                assert health["problems"] == []
+
+                code, body = await asyncio.to_thread(get, f"{base}/metrics")
+                assert code == 200
+                found = samples(body)
+                assert found['monitor_polls_total{status="ok"}'] == 1
+                assert found['monitor_polls_total{status="error"}'] == 1
+                assert found["monitor_fetch_errors_total"] == 1
+                assert found["monitor_items_stored_total"] == 1
+                assert found["monitor_alerts_sent_total"] == 1
+                assert found["monitor_poll_duration_seconds_count"] == 2
+                assert found['monitor_feeds{status="ok"}'] == 1
+                assert found['monitor_feeds{status="failing"}'] == 1
+                assert found['monitor_outbox{status="sent"}'] == 1
+                assert found["monitor_items"] == 1 and found["monitor_database_bytes"] > 0
+
+                assert (await asyncio.to_thread(get, f"{base}/nope"))[0] == 404
+
+                # Block the event loop (as a runaway computation would) while another thread
+                # asks: /metrics still answers, /healthz says the loop is stuck.
+                answers: dict[str, tuple[int, str]] = {}
+                done = threading.Event()
+
+                def ask() -> None:
+                    answers["metrics"] = get(f"{base}/metrics")
+                    answers["healthz"] = get(f"{base}/healthz")
+                    done.set()
+
+                threading.Thread(target=ask).start()
+                assert done.wait(30)  # blocks the daemon's loop until the answers are in
+                assert answers["metrics"][0] == 200
+                assert answers["healthz"][0] == 503
+                assert "did not answer within 0.2s" in answers["healthz"][1]
+                code, _ = await asyncio.to_thread(get, f"{base}/healthz")
+                assert code == 200  # the loop runs again
+
+        asyncio.run(scenario())
+
+
+def test_healthz_fails_when_the_heartbeat_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        "workers: 0\ndatabase: state/m.db\nheartbeat: blocker/heartbeat\nfeeds: []\n",
+    )
+    events = Events()
+    daemon = Daemon(load_config(path), http="127.0.0.1:0")
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: any("cannot write heartbeat" in m for m in events.logs))
+            code, body = await asyncio.to_thread(get, f"http://{daemon.http_address}/healthz")
+            assert code == 503
+            assert json.loads(body)["problems"] == ["no fresh heartbeat"]
+
+    asyncio.run(scenario())
+
+
+def test_http_address_parsing_and_bad_addresses_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parse_address("127.0.0.1:9100") == ("127.0.0.1", 9100)
+    assert parse_address("[::1]:80") == ("::1", 80)
+    assert parse_address("localhost:0") == ("localhost", 0)
+    for bad in ("9100", "127.0.0.1", "host:99999", "a b:1"):
+        with pytest.raises(ValueError):
+            parse_address(bad)
+    path = write_config(tmp_path / "monitor.yaml", "http: 'nowhere'\nfeeds: []\n")
+    assert cli(["run", "--config", str(path)]) == 2
+    assert f"{path}: http: 'nowhere' is not HOST:PORT" in capsys.readouterr().err
+    assert cli(["run", "--http", "9100", "--config", str(path)]) == 2
+    assert "--http: '9100' is not HOST:PORT" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def retention_config(tmp_path: Path, keep: str | None = "90d") -> Config:
+    retention = f"retention: {{drop_text_after: {keep}}}\n" if keep else ""
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        "workers: 0\ndatabase: state/m.db\nheartbeat: state/heartbeat\n"
+        "topics:\n  - {name: t, query: x}\n" + feeds_yaml({"A": "https://a.example/f"}) + retention,
+    )
+    return load_config(path)
+
+
+def seed_old_and_new(config: Config, now: datetime) -> tuple[list[int], list[int]]:
+    """Ten items first seen 100 days ago (text with 'oldword'), ten seen yesterday ('newword')."""
+    store = open_store(config)
+    big = " ".join(distinct_text(n) for n in range(40))  # ~10 KB: vacuum has something to free
+    old = seed(
+        store,
+        "A",
+        [story(n, "t", text=f"oldword {big}") for n in range(10)],
+        now=now - timedelta(days=100),
+    )
+    new = seed(
+        store,
+        "A",
+        [story(n, "t", text=f"newword {big}") for n in range(10, 20)],
+        now=now - timedelta(days=1),
+    )
+    store.close()
+    return old, new
+
+
+def search_ids(config: Config, query: str, capsys: pytest.CaptureFixture[str]) -> set[int]:
+    assert cli(["search", "--json", "--limit", "100", query, "--config", str(config.path)]) == 0
+    return {hit["id"] for hit in json.loads(capsys.readouterr().out)}
+
+
+def test_vacuum_drops_old_text_keeps_metadata_and_shrinks_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = retention_config(tmp_path)
+    old, new = seed_old_and_new(config, SystemClock().now())
+    assert search_ids(config, "oldword", capsys) == set(old)
+
+    assert cli(["vacuum", "--json", "--config", str(config.path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dropped_text"] == 10 and report["retention"] == "90d"
+    assert report["size_after"] < report["size_before"]
+
+    assert search_ids(config, "oldword", capsys) == set()  # gone from the search index
+    assert search_ids(config, "newword", capsys) == set(new)
+    store = Store.open(config.database, create=False)
+    rows = {r["id"]: r for r in store.conn.execute("SELECT * FROM items").fetchall()}
+    matches = store.count("matches")
+    store.close()
+    assert all(rows[i]["text"] == "" and rows[i]["summary"] == "" for i in old)
+    assert all(rows[i]["title"] and rows[i]["url"] and rows[i]["fetched"] for i in old)
+    assert all("newword" in rows[i]["text"] for i in new)
+    assert matches == 20  # matches (and developments, alerts) are metadata: kept
+
+    assert cli(["vacuum", "--config", str(config.path)]) == 0
+    text = capsys.readouterr().out
+    assert "dropped the text of 0 items older than 90d" in text and "→" in text
+
+
+def test_vacuum_without_a_limit_keeps_all_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = retention_config(tmp_path, keep=None)
+    old, _ = seed_old_and_new(config, SystemClock().now())
+    assert cli(["vacuum", "--config", str(config.path)]) == 0
+    assert "no limit set" in capsys.readouterr().out
+    assert search_ids(config, "oldword", capsys) == set(old)
+
+
+def test_daemon_runs_retention_on_its_own_schedule(tmp_path: Path) -> None:
+    config = retention_config(tmp_path)
+    now = SystemClock().now()
+    old, new = seed_old_and_new(config, now)
+    events = Events()
+    # Ten minutes of daemon time per real second: the first daily run is due after 0.5 s.
+    daemon = Daemon(config, time_scale=TimeScale.fast(600, now))
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: any("retention: dropped" in m for m in events.logs))
+
+    asyncio.run(scenario())
+    assert any("dropped the text of 10 items first seen before" in m for m in events.logs)
+    store = Store.open(config.database, create=False)
+    texts = dict(store.conn.execute("SELECT id, text FROM items").fetchall())
+    watermark = read_watermark(store.conn)
+    store.close()
+    assert [texts[i] for i in old] == [""] * 10 and all(texts[i] for i in new)
+    assert watermark is not None and now - timedelta(days=91) < watermark < now
+    assert watermark.tzinfo is UTC or watermark.utcoffset() == timedelta(0)
