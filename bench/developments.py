@@ -55,7 +55,7 @@ from monitor.cluster import (
     find_merges,
     pair_features,
 )
-from monitor.cluster.decide import Weigher, shortlist_for
+from monitor.cluster.decide import candidate_features
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecbplus-dev.jsonl"
 SEEDS = (0, 1, 2, 3, 4)
@@ -186,12 +186,11 @@ def gold_pairs(
     for position, doc in enumerate(stream(docs, seed)):
         seen = START + STEP * position
         stats.add(doc.feats)
-        views = list(devs.values())
-        if views:
-            weigher = Weigher(stats)
-            for dev in shortlist_for(doc.feats, views, weigher, params.shortlist):
-                event = next(e for e, v in devs.items() if v.id == dev.id)
-                samples.append((pair_features(doc.feats, dev, weigher), int(event == doc.event)))
+        event_of = {v.id: e for e, v in devs.items()}
+        for dev, feats in candidate_features(
+            doc.feats, list(devs.values()), stats, params.shortlist
+        ):
+            samples.append((feats, int(event_of[dev.id] == doc.event)))
         member = Member(doc.index, doc.feats, seen)
         if doc.event in devs:
             devs[doc.event] = devs[doc.event].with_member(member)

@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -94,10 +94,8 @@ class RoomProcess:
         return value
 
     def close(self) -> None:
-        try:
+        with suppress(OSError):
             self._conn.send(("stop", ()))
-        except OSError:
-            pass
         self._process.join(15)
         if self._process.is_alive():
             self._process.terminate()

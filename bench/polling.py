@@ -171,7 +171,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, help="folder: py-spy profile of each of our passes, as text"
     )
+    parser.add_argument(
+        "--drain-304",
+        action="store_true",
+        help="experiment: a Fetcher that reads the empty 304 body so the connection is reused "
+        "(the change proposed for monitor/fetch.py; see bench/transports.py)",
+    )
+    parser.add_argument(
+        "--h11",
+        action="store_true",
+        help="experiment: feed polls over h11 on asyncio streams (bench/h11_fetcher.py)",
+    )
     args = parser.parse_args(argv)
+    if args.drain_304:
+        import monitor.service
+        from bench.transports import DrainingFetcher
+
+        monitor.service.Fetcher = DrainingFetcher  # type: ignore[attr-defined]
+        print("experiment: Fetcher with the 304 body drained (keep-alive after a 304)")
+    if args.h11:
+        import monitor.service
+        from bench.h11_fetcher import H11FeedFetcher
+
+        monitor.service.Fetcher = H11FeedFetcher  # type: ignore[attr-defined]
+        print("experiment: feed polls over h11 on asyncio streams (bench/h11_fetcher.py)")
     print(f"polling benchmark: {args.feeds} feeds x {args.entries} entries on {args.hosts} hosts")
     print(f"before: {load_average()}")
     with RoomProcess(args.hosts) as room, tempfile.TemporaryDirectory() as tmp:

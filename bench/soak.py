@@ -1,19 +1,23 @@
 """Soak: `monitor run` against 1,000 loopback feeds for the equivalent of 24 hours, on a fast clock.
 
-    python bench/soak.py [--feeds 1000] [--hours 24] [--scale 240] [--workers 2]
+    python bench/soak.py [--feeds 1000] [--hours 24] [--scale 180] [--workers 2]
 
 The daemon is the real command, `monitor run --time-scale SCALE`, in its own process (with its
 extraction worker processes). Its clock runs SCALE times faster than real time and every interval,
 back-off, Retry-After, lease and alert retry is waited out on that clock, so 24 hours take
-24 h / SCALE of real time (6 minutes at 240x). Network timeouts stay real.
+24 h / SCALE of real time (8 minutes at 180x). Network timeouts stay real.
 
 The newsroom runs in another process on 127.0.0.1 ... 127.0.0.10: 1,000 feeds (intervals of 10, 15,
 30 and 60 minutes; English, Russian and Korean), each publishing a new story every few hours of
 daemon time, and some misbehaving (HTTP 500 for good, 503 for a while then fine, 404, 410, slow).
-A topic matches some of the stories; its alerts go to a loopback `json://` receiver.
+Every couple of hours an "event" breaks: three outlets report it. The watch topic matches the events
+(and only them), so each event is one development and one alert to a loopback `json://` receiver.
+(A topic that matched a large share of all stories would measure the developments stage's merge
+check, which compares every pair of a topic's recent developments on each matching poll.)
 
 Prints: real and daemon time; polls done against polls scheduled; items stored against stories
-offered; errors recorded (feeds failing, errors counted); alerts made / sent / received; poll
+offered (after publishing stops, the daemon runs one more longest interval so every feed is polled
+again, then nothing offered may be missing); errors recorded (feeds failing, errors counted); alerts made / sent / received; poll
 duration percentiles; peak and final memory (RSS) of the daemon's process tree (the daemon and its
 workers) and of the newsroom; the database size.
 """
@@ -34,8 +38,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,7 +54,8 @@ HOSTS = 10
 INTERVALS = ("10m", "15m", "30m", "60m")
 INTERVAL_MINUTES = {"10m": 10, "15m": 15, "30m": 30, "60m": 60}
 LANGS = ("en",) * 12 + ("ru",) * 5 + ("ko",) * 3
-QUERY = "Lisbon OR Osaka OR Казань OR 부산"
+QUERY = "zephyrine"  # a made-up word only the event stories carry
+REPORTS_PER_EVENT = 3
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,32 @@ def plan_feeds(count: int, rng: random.Random) -> list[FeedPlan]:
 # --------------------------------------------------------------------------- the newsroom process
 
 
-def newsroom_process(
-    conn: Connection, feeds: list[FeedPlan], story_every: float, initial: int
-) -> None:
-    """Serve the feeds; every `story_every` real seconds each feed gets a new story."""
-    from tests.newsroom import Delay, Newsroom, Status, Times
+def event_story(number: int, outlet: int) -> Any:
+    """Report `outlet` of event `number`: the same event in words of its own outlet."""
+    from tests.alert_helpers import distinct_text
+    from tests.newsroom import make_story
 
-    faults = {
+    facts = distinct_text(number)
+    return make_story(
+        number,
+        title=f"Zephyrine warning: {facts.split('.')[0]}",
+        paragraphs=[f"A zephyrine warning was issued. {facts}", facts, f"Outlet {outlet} reports."],
+        published=datetime.now(UTC),
+    )
+
+
+def newsroom_process(
+    conn: Connection,
+    feeds: list[FeedPlan],
+    story_every: float,
+    event_every: float,
+    initial: int,
+) -> None:
+    """Serve the feeds; every `story_every` real seconds each feed gets a new story, and every
+    `event_every` seconds an event story appears on REPORTS_PER_EVENT feeds."""
+    from tests.newsroom import Delay, Fault, Newsroom, Status, Times
+
+    faults: dict[str, Callable[[], Fault]] = {
         "broken": lambda: Status(500),
         "flapping": lambda: Times(Status(503), 6),
         "missing": lambda: Status(404),
@@ -122,22 +147,40 @@ def newsroom_process(
                     seeds[feed.index] += 1
                     published += 1
 
-        thread = threading.Thread(target=publisher, daemon=True)
-        thread.start()
+        events = 0
+        working = [f for f in feeds if f.fault is None]
+
+        def reporter() -> None:
+            nonlocal events, published
+            rng = random.Random(7)
+            while not stop.wait(event_every):
+                events += 1
+                for outlet, feed in enumerate(rng.sample(working, REPORTS_PER_EVENT)):
+                    story = event_story(events, outlet)
+                    path = f"/events/{events}/{outlet}"
+                    entry = room.add_article(path, story, host=feed.host)
+                    room.update_feed(feed.path, prepend=[entry])
+                    published += 1
+
+        threads = [threading.Thread(target=run, daemon=True) for run in (publisher, reporter)]
+        for thread in threads:
+            thread.start()
         while True:
             message = conn.recv()
             if message == "count":
                 conn.send(published)
             elif message == "freeze":  # stop publishing; report what was offered
                 stop.set()
-                thread.join()
+                for thread in threads:
+                    thread.join()
                 offered = {
                     f.index: [e.link for e in room.entries(f.path)]
                     for f in feeds
                     if f.fault not in ("broken", "missing", "gone")
                 }
+                rss = rss_of([os.getpid()])
                 conn.send(
-                    {"published": published, "offered": offered, "rss": rss_of([os.getpid()])}
+                    {"published": published, "events": events, "offered": offered, "rss": rss}
                 )
             elif message == "stop":
                 return
@@ -270,10 +313,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=24.0, help="daemon time to simulate")
-    parser.add_argument("--scale", type=float, default=240.0, help="daemon seconds per real second")
+    parser.add_argument("--scale", type=float, default=180.0, help="daemon seconds per real second")
     parser.add_argument(
-        "--story-every", type=float, default=4.0, help="hours between a feed's stories"
+        "--story-every", type=float, default=6.0, help="hours between a feed's stories"
     )
+    parser.add_argument("--event-every", type=float, default=2.0, help="hours between events")
     parser.add_argument("--initial", type=int, default=2, help="stories per feed at the start")
     parser.add_argument("--workers", type=int, default=2, help="extraction worker processes")
     parser.add_argument("--seed", type=int, default=1)
@@ -285,10 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     feeds = plan_feeds(args.feeds, rng)
     real_seconds = args.hours * 3600 / args.scale
     story_every_real = args.story_every * 3600 / args.scale
+    event_every_real = args.event_every * 3600 / args.scale
     context = mp.get_context("spawn")
     ours, theirs = context.Pipe()
     room = context.Process(
-        target=newsroom_process, args=(theirs, feeds, story_every_real, args.initial), daemon=True
+        target=newsroom_process,
+        args=(theirs, feeds, story_every_real, event_every_real, args.initial),
+        daemon=True,
     )
     room.start()
     urls = ours.recv()["urls"]
@@ -307,17 +354,11 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         epoch = datetime.now(UTC)
         with open(log_path, "w", encoding="utf-8") as log:
+            # SOAK_PROFILE="-m cProfile -o daemon.prof" profiles the daemon's main thread.
+            python = [sys.executable, *os.environ.get("SOAK_PROFILE", "").split()]
+            scale = ["--time-scale", f"{args.scale:g}", "--http", f"127.0.0.1:{port}"]
             daemon = subprocess.Popen(
-                [
-                    sys.executable,
-                    *os.environ.get("SOAK_PROFILE", "").split(),
-                    "-m",
-                    "monitor",
-                    "run",
-                    "--config",
-                    str(config),
-                ]
-                + ["--time-scale", f"{args.scale:g}", "--http", f"127.0.0.1:{port}"],
+                [*python, "-m", "monitor", "run", "--config", str(config), *scale],
                 stderr=log,
                 cwd=folder,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -338,6 +379,13 @@ def main(argv: list[str] | None = None) -> None:
                         progress(port, watch, started, args.scale)
                 ours.send("freeze")
                 final_room = ours.recv()
+                # Publishing stopped: give every feed time for one more poll (the longest interval,
+                # its jitter and some), so a story published at the very end is not counted missing.
+                settle = (max(INTERVAL_MINUTES.values()) + 5) * 60 / args.scale
+                print(f"  publishing stopped; {settle:.0f} s more for the last polls", flush=True)
+                end = time.monotonic() + settle
+                while time.monotonic() < end and daemon.poll() is None:
+                    time.sleep(0.5)
                 metrics = scrape(port)
                 final_rss, peak_rss, processes = watch.last, watch.peak, watch.processes
             finally:
@@ -442,6 +490,7 @@ def collect(
         "feeds_by_status": {row[0]: row[1] for row in feed_rows},
         "feeds_with_errors_recorded": errors_recorded,
         "stories_published": room["published"],
+        "events": room["events"],
         "stories_offered_by_working_feeds": len(offered),
         "items_stored": items,
         "offered_but_missing": len(offered - stored),
@@ -478,8 +527,8 @@ def print_figures(f: dict[str, Any]) -> None:
         f"feeds now: {f['feeds_by_status']}"
     )
     print(
-        f"alerts                  outbox {f['alerts_outbox']}; sent {f['alerts_sent_metric']:.0f}; "
-        f"received {f['alerts_received']}"
+        f"alerts                  {f['events']} events; outbox {f['alerts_outbox']}; "
+        f"sent {f['alerts_sent_metric']:.0f}; received {f['alerts_received']}"
     )
     print(
         f"memory (daemon tree)    peak {mb(f['daemon_rss_peak'])}, final {mb(f['daemon_rss_final'])} "

@@ -124,6 +124,8 @@ class FetchSettings(_Model):
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_body: Size = 10 * 10**6
     article_concurrency: int = Field(default=8, ge=1, le=200)
+    # Pages fetched per feed poll; further new entries keep the feed's own text.
+    max_articles_per_poll: int = Field(default=200, ge=0, le=100_000)
     # Article links come from third parties; private addresses are refused unless allowed.
     allow_private_networks: bool = False
     backoff_max: Duration = timedelta(hours=6)

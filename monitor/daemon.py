@@ -60,6 +60,13 @@ RETENTION_FIRST = timedelta(minutes=5)  # after start-up, when the first polls a
 MIN_JOB_PERIOD = timedelta(milliseconds=500)  # floor for scaled housekeeping jobs
 
 
+class _ExpectedSkips(logging.Filter):
+    """A job whose previous run is still going is skipped: that is the design, not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 @dataclass(frozen=True)
 class ReloadResult:
     applied: bool
@@ -129,6 +136,10 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self._reload_soon)  # the classic "re-read it"
+        quiet = _ExpectedSkips()
+        logging.getLogger("apscheduler.scheduler").addFilter(quiet)
         server, collector = self._start_http()
         background: list[asyncio.Task[Any]] = []
         watch_stop = asyncio.Event()
@@ -149,11 +160,14 @@ class Daemon:
                 self.phase = "stopping"
                 log.info("stopping: letting in-flight work finish")
                 watch_stop.set()
-                scheduler.shutdown(wait=False)
+                scheduler.pause()  # no new runs; the ones under way end below, not cut off
                 await self._finish_tasks()
                 if self._alerts is not None:
-                    await self._alerts.aclose()
+                    await self._alerts.aclose()  # a send in flight gets recorded
         finally:
+            if self._scheduler is not None and self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            logging.getLogger("apscheduler.scheduler").removeFilter(quiet)
             self.phase = "stopped"
             for task in background:
                 task.cancel()
@@ -315,18 +329,18 @@ class Daemon:
                 outcome = await self._pipeline.poll(feed)
             except asyncio.CancelledError:
                 if self.stopping.is_set():
-                    return  # cut short by the stop: nothing was written; the next run redoes it
+                    return  # cut short by the stop (a write already handed over completes)
                 raise
             seconds = time.monotonic() - started
             self.metrics.observe_poll(outcome.status, outcome.new, outcome.updated, seconds)
             if outcome.new and self._alerts is not None:
                 self._alerts.kick()  # new items may have queued alerts: send them now
-            if self.on_poll is not None:
-                self.on_poll(outcome)
         finally:
             untrack()
             if not self.stopping.is_set():
                 await self._plan_next(name)
+        if self.on_poll is not None:
+            self.on_poll(outcome)
 
     def _hold_job(self, name: str) -> None:
         if self._scheduler is not None:
@@ -389,6 +403,9 @@ class Daemon:
                     total,
                     utc_iso(cutoff),
                 )
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise  # stopped mid-way: the watermark was not moved, the next run resumes
         except Exception:
             log.exception("retention failed; it runs again tomorrow")
         finally:
@@ -399,6 +416,11 @@ class Daemon:
     async def _watch(self, watcher: ConfigWatcher, stop: asyncio.Event) -> None:
         log.info("watching %s for edits", self.config.path)
         await watcher.run(stop)
+
+    def _reload_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def reload(self) -> ReloadResult:
         """Read the config file again; apply it when valid, else keep the current one."""

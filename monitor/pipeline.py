@@ -366,10 +366,20 @@ class Pipeline:
             return await self._record_fetch_error(
                 feed, state, replace(result, status=FetchStatus.ERROR, error=str(exc))
             )
+        parsed = distrust_future_dates(parsed, self.clock.now())
         keys = [e.key for e in parsed.entries]
         known = await self.writer.call(self.writer.store.known_entries, keys)
         new, updated, unchanged = classify_entries(parsed.entries, known)
-        articles = await asyncio.gather(*(self._article(feed, e) for e in new))
+        cap = self.config.fetch.max_articles_per_poll
+        articles = [
+            *await asyncio.gather(*(self._article(feed, e) for e in new[:cap])),
+            # A feed that suddenly lists thousands of new entries must not hold every article
+            # slot (and hammer its site): beyond the cap, keep the feed's own text.
+            *(
+                self._from_feed(e, f"page not fetched: over {cap} new entries in one poll")
+                for e in new[cap:]
+            ),
+        ]
         matches = await asyncio.to_thread(
             self.matcher.match,
             [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles],
@@ -471,6 +481,27 @@ class Pipeline:
             page_url=None,
             extract_error=error,
         )
+
+
+FUTURE_TOLERANCE = timedelta(days=1)  # clock skew and time zones written wrongly
+
+
+def distrust_future_dates(parsed: ParsedFeed, now: datetime) -> ParsedFeed:
+    """Drop entry dates far in the future: they would sort first forever and dodge alert_max_age."""
+    limit = now + FUTURE_TOLERANCE
+    fixed, bad = [], []
+    for entry in parsed.entries:
+        published = entry.published if entry.published and entry.published <= limit else None
+        updated = entry.updated if entry.updated and entry.updated <= limit else None
+        if published != entry.published or updated != entry.updated:
+            bad.append(entry.published or entry.updated)
+            entry = replace(entry, published=published, updated=updated)
+        fixed.append(entry)
+    if not bad:
+        return parsed
+    example = min(d for d in bad if d is not None).date().isoformat()
+    warning = f"{len(bad)} entries dated in the future (e.g. {example}); their dates were ignored"
+    return replace(parsed, entries=tuple(fixed), warnings=(*parsed.warnings, warning))
 
 
 async def _same(article: Article) -> Article:

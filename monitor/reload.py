@@ -14,6 +14,7 @@ mounts, network file systems, symlink swaps) only delays a reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -270,7 +271,19 @@ class ConfigWatcher:
         return name == self.path.name or name.startswith("..")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until `stop` is set."""
+        """Watch until `stop` is set; without file events (no inotify), re-read the file."""
+        try:
+            await self._watch(stop)
+        except (OSError, RuntimeError) as exc:  # e.g. the inotify watch limit is reached
+            every = self.settings.recheck_every.total_seconds()
+            log.warning("cannot watch %s (%s); re-reading it every %gs", self.path, exc, every)
+            self.watching.set()
+            while not stop.is_set():
+                await self._check()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every)
+
+    async def _watch(self, stop: asyncio.Event) -> None:
         changes = awatch(
             self.path.parent,
             watch_filter=self._wanted,
@@ -296,8 +309,7 @@ class ConfigWatcher:
                 await self._check()
                 pending = asyncio.ensure_future(anext(iterator))
         finally:
-            pending.cancel()
-            stop.set()  # also ends the watch thread when we were cancelled
+            pending.cancel()  # (awatch then sets `stop`, which ends its thread)
 
     async def _check(self) -> None:
         digest = file_digest(self.path)

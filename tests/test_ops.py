@@ -336,3 +336,51 @@ def test_daemon_runs_retention_on_its_own_schedule(tmp_path: Path) -> None:
     assert [texts[i] for i in old] == [""] * 10 and all(texts[i] for i in new)
     assert watermark is not None and now - timedelta(days=91) < watermark < now
     assert watermark.tzinfo is UTC or watermark.utcoffset() == timedelta(0)
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def test_feed_jobs_wait_for_the_next_fetch_and_for_retry_after(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    newsroom.publish("/a.xml", 1)
+    newsroom.set_fault("/b.xml", Status(503, retry_after=7200))  # "come back in two hours"
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        "workers: 0\ndatabase: state/m.db\nheartbeat: state/heartbeat\n"
+        "defaults: {interval: 1h, jitter: 0s}\n"
+        + feeds_yaml({"A": newsroom.url("/a.xml"), "B": newsroom.url("/b.xml")}),
+    )
+    events = Events()
+    scale = TimeScale.fast(60)  # an hour of daemon time is a real minute
+    daemon = Daemon(
+        load_config(path), time_scale=scale, startup_spread=timedelta(0), on_poll=events.poll
+    )
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: events.polled("A") == events.polled("B") == 1)
+            assert daemon._scheduler is not None
+            runs = {j.id: j.next_run_time for j in daemon._scheduler.get_jobs()}
+            real_now = SystemClock().now()
+            # A: one interval (a real minute) after its poll; B: when its server said, not sooner.
+            assert abs((runs["feed:A"] - real_now).total_seconds() - 60) < 5
+            assert abs((runs["feed:B"] - real_now).total_seconds() - 120) < 5
+
+    asyncio.run(scenario())
+    assert [o.status for o in events.polls if o.feed == "B"] == ["error"]
+
+
+def test_scaled_clock_runs_fast_and_continues_across_restarts() -> None:
+    epoch = SystemClock().now() - timedelta(seconds=10)
+    first, second = TimeScale.fast(360, epoch), TimeScale.fast(360, epoch)
+    # Ten real seconds since the epoch are an hour of daemon time, on every clock of that epoch.
+    assert abs((first.clock.now() - epoch) - timedelta(hours=1)) < timedelta(minutes=1)
+    assert abs(first.clock.now() - second.clock.now()) < timedelta(minutes=1)
+    assert first.real_delay(timedelta(hours=1)) == timedelta(seconds=10)
+    due = first.clock.now() + timedelta(hours=2)
+    assert abs((first.real_time(due) - SystemClock().now()) - timedelta(seconds=20)) < timedelta(
+        seconds=1
+    )
+    assert TimeScale.fast(1.0).factor == 1.0 and isinstance(TimeScale.real().clock, SystemClock)

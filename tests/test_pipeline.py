@@ -286,3 +286,17 @@ def test_extraction_in_a_process_pool(newsroom: Newsroom, tmp_path: Path, worker
     (outcome,) = asyncio.run(go())
     assert outcome.new == 3
     assert {i["text_source"] for i in items(config)} == {"page"}
+
+
+def test_article_fetches_per_poll_are_capped(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.publish("/flood.xml", 5)
+    config = make_config(
+        tmp_path, [("F", newsroom.url("/flood.xml"))], extra="fetch: {max_articles_per_poll: 2}\n"
+    )
+    assert once(config, FakeClock(START))["F"].new == 5
+    sources = sorted(i["text_source"] for i in items(config))
+    assert sources == ["feed", "feed", "feed", "page", "page"]
+    capped = [i for i in items(config) if i["text_source"] == "feed"]
+    assert all(
+        i["extract_error"] == "page not fetched: over 2 new entries in one poll" for i in capped
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -200,3 +202,25 @@ def test_running_daemon_applies_valid_edits_and_refuses_broken_ones(
     last = parse_iso(row["last_fetch"])
     assert last is not None
     assert row["next_fetch"] == utc_iso(last + timedelta(minutes=30))
+
+
+def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.publish("/a.xml", 1)
+    head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
+    path = write_config(
+        tmp_path / "config" / "monitor.yaml", head + feeds_yaml({"A": newsroom.url("/a.xml")})
+    )
+    events = Events()
+    daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: any("started:" in m for m in events.logs))
+            write_config(path, head + feeds_yaml({"A": newsroom.url("/a.xml")}, A="interval: 2h"))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await events.until(lambda: len(events.reloads) == 1)
+
+    asyncio.run(scenario())
+    assert events.reloads[0].applied
+    assert events.reloads[0].diff is not None
+    assert events.reloads[0].diff.feeds == ("~A interval default→2h",)

@@ -6,7 +6,6 @@ See ``monitor.cluster.decide`` for the method. Public API re-exported here.
 from __future__ import annotations
 
 from monitor.cluster.decide import (
-    FEATURE_NAMES,
     Candidate,
     ClusterParams,
     Decision,
@@ -20,6 +19,7 @@ from monitor.cluster.decide import (
     pair_features,
     probability,
 )
+from monitor.cluster.similarity import FEATURE_NAMES
 from monitor.cluster.features import DocFeatures, features
 from monitor.cluster.stats import CorpusStats, DocFreqs
 

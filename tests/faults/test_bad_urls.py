@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,15 @@ from tests.newsroom import Entry, Newsroom, Redirect
 FEED = "http://news.example/feed.xml"
 
 
+async def no_such_host(host: str, port: int) -> list[str]:
+    """Like the system resolver offline: names are IDNA-encoded, then not found."""
+    host.encode("idna")
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 def fetch(url: str, *, guarded: bool) -> FetchResult:
     async def go() -> FetchResult:
-        guard = NetGuard().for_article(FEED) if guarded else None
+        guard = NetGuard(no_such_host).for_article(FEED) if guarded else None
         async with Fetcher() as fetcher:
             return await fetcher.fetch(url, timeout=2, guard=guard)
 

@@ -45,9 +45,11 @@ LIMIT = 10 * MB  # the default body cap
 
 
 def poll_beside_good(
-    room: Newsroom, tmp_path: Path, bad_url: str, *, measure: bool = False
+    room: Newsroom, tmp_path: Path, bad_url: str, *, measure: bool = False, timeout: str = "1s"
 ) -> tuple[Config, dict[str, PollOutcome], Peak]:
-    config = make_config(tmp_path, [("good", room.url("/good.xml")), ("bad", bad_url)])
+    config = make_config(
+        tmp_path, [("good", room.url("/good.xml")), ("bad", bad_url)], timeout=timeout
+    )
     with measure_peak(trace=measure) as peak:
         outcomes = one_pass(config, FakeClock(START), ignore_backoff=False)
     assert outcomes["good"].status == "ok" and outcomes["good"].new == 2
@@ -104,7 +106,10 @@ def test_huge_bodies_are_cut_off_with_memory_bounded(
     room: Newsroom, tmp_path: Path, fault: Oversized | GzipBomb, error: str
 ) -> None:
     room.set_fault("/big.xml", fault)
-    config, outcomes, peak = poll_beside_good(room, tmp_path, room.url("/big.xml"), measure=True)
+    # A generous timeout: this is about size, and tracemalloc slows the decoder down.
+    config, outcomes, peak = poll_beside_good(
+        room, tmp_path, room.url("/big.xml"), measure=True, timeout="20s"
+    )
     assert outcomes["bad"].error == error
     # Bounded by the cap, not by the body.
     print(
@@ -197,12 +202,6 @@ def test_javascript_and_data_links_are_never_fetched(room: Newsroom, tmp_path: P
     assert_read_on_schedule(config, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="far-future dates are stored as is and not warned about "
-    "(monitor/parse.py _to_datetime, monitor/entries.py build_parsed_feed)",
-)
 def test_dates_far_in_the_future_are_not_trusted(room: Newsroom, tmp_path: Path) -> None:
     config, _, _ = poll_beside_good(room, tmp_path, hostile(room, "future_dates"))
     (item,) = [i for i in bad_items(config) if i["title"] == "Item 0"]  # dated 2999-12-31

@@ -1,0 +1,210 @@
+"""How close an article is to a development: the similarities the decision model combines.
+
+A development is summarised by a ``Profile`` (its members' term vectors summed per channel,
+before IDF, so it can be grown one member at a time); IDF comes from the corpus statistics at
+decision time through a ``Weigher``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from monitor.cluster.features import DocFeatures
+from monitor.cluster.stats import DocFreqs, idf_of
+
+FEATURE_NAMES = (
+    "cos_words",  # TF-IDF cosine, whole text vs the development's centroid
+    "cos_lead",  # title+lead vs the centroid of the members' titles+leads
+    "cos_names",  # proper names vs the development's names
+    "cos_facts",  # numbers, months, weekdays
+    "max_member",  # best whole-text cosine with a single member
+    "names_novel",  # share of the article's names (by count x IDF) the development never named
+    "dev_top_missing",  # share of the development's two most prominent names the article lacks
+    "core_missing",  # share of the names most members carry that the article lacks
+    "year_conflict",  # both mention years and share none
+    "log_size",  # log(1 + members)
+    "doc_short",  # 1 for an empty text, towards 0 for long articles
+)
+
+SPACES = ("w:", "n:", "f:")  # namespaces of DocFeatures.terms(): words, names, facts
+
+
+@dataclass
+class Profile:
+    """A development's members summed per channel (unit-length log-tf vectors), before IDF."""
+
+    size: int = 0
+    words: dict[str, float] = field(default_factory=dict)
+    lead: dict[str, float] = field(default_factory=dict)
+    names: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, float] = field(default_factory=dict)
+    name_members: Counter[str] = field(default_factory=Counter)  # members naming each name
+    years: Counter[int] = field(default_factory=Counter)
+
+    def add(self, feats: DocFeatures) -> None:
+        self.size += 1
+        _add_unit(self.words, feats.words)
+        _add_unit(self.lead, feats.lead)
+        _add_unit(self.names, feats.names)
+        _add_unit(self.facts, feats.facts)
+        self.name_members.update(feats.names.keys())
+        self.years.update(feats.years)
+
+    def copy(self) -> Profile:
+        return Profile(
+            self.size,
+            dict(self.words),
+            dict(self.lead),
+            dict(self.names),
+            dict(self.facts),
+            self.name_members.copy(),
+            self.years.copy(),
+        )
+
+    @classmethod
+    def of(cls, many: Iterable[DocFeatures]) -> Profile:
+        profile = cls()
+        for feats in many:
+            profile.add(feats)
+        return profile
+
+
+class Weigher:
+    """IDF weights for one decision, looked up in the corpus statistics in bulk."""
+
+    def __init__(self, stats: DocFreqs) -> None:
+        self._stats = stats
+        self._n = stats.n_docs
+        self._default = idf_of(self._n, 0)
+        self._idf: dict[str, dict[str, float]] = {space: {} for space in SPACES}
+
+    def prime(self, doc: DocFeatures | None, profiles: Iterable[Profile]) -> None:
+        """Fetch, in one call, every term the coming comparisons will weigh."""
+        wanted: dict[str, set[str]] = {space: set() for space in SPACES}
+        if doc is not None:
+            wanted["w:"].update(doc.words, doc.lead)
+            wanted["n:"].update(doc.names, doc.lead_names)
+            wanted["f:"].update(doc.facts)
+        for p in profiles:
+            wanted["w:"].update(p.words, p.lead)
+            wanted["n:"].update(p.names)
+            wanted["f:"].update(p.facts)
+        missing = [
+            space + term
+            for space, terms in wanted.items()
+            for term in terms
+            if term not in self._idf[space]
+        ]
+        if not missing:
+            return
+        found = self._stats.dfs(missing)
+        for key in missing:
+            self._idf[key[:2]][key[2:]] = idf_of(self._n, found.get(key, 0))
+
+    def idf(self, space: str, term: str) -> float:
+        return self._idf[space].get(term, self._default)
+
+    def unit(self, space: str, bag: Mapping[str, float]) -> dict[str, float]:
+        """Log-tf x IDF, scaled to unit length."""
+        idf, default = self._idf[space], self._default
+        return _normalised(
+            {t: (1.0 + math.log(x)) * idf.get(t, default) for t, x in bag.items() if x > 0}
+        )
+
+    def centroid(self, space: str, summed: Mapping[str, float]) -> dict[str, float]:
+        idf, default = self._idf[space], self._default
+        return _normalised({t: x * idf.get(t, default) for t, x in summed.items() if x > 0})
+
+
+def rough_closeness(doc: DocFeatures, profile: Profile, weigher: Weigher) -> float:
+    """Cheap: mean similarity to the members before length normalisation (for shortlists)."""
+    words = weigher.unit("w:", doc.words)
+    names = weigher.unit("n:", doc.names)
+    return (_dot(words, profile.words) + _dot(names, profile.names)) / max(profile.size, 1)
+
+
+def pair_features(
+    doc: DocFeatures,
+    profile: Profile,
+    members: Sequence[DocFeatures],
+    weigher: Weigher,
+) -> tuple[float, ...]:
+    """The similarities of ``doc`` to a development, in the order of ``FEATURE_NAMES``.
+
+    ``weigher`` must have been primed with ``doc`` and ``profile``.
+    """
+    words = weigher.unit("w:", doc.words)
+    return (
+        _dot(words, weigher.centroid("w:", profile.words)),
+        _dot(weigher.unit("w:", doc.lead), weigher.centroid("w:", profile.lead)),
+        _dot(weigher.unit("n:", doc.names), weigher.centroid("n:", profile.names)),
+        _dot(weigher.unit("f:", doc.facts), weigher.centroid("f:", profile.facts)),
+        max((_dot(words, weigher.unit("w:", m.words)) for m in members), default=0.0),
+        _novel(doc.names, profile.names, weigher),
+        _top_missing(profile.names, doc.names, weigher),
+        _core_missing(doc, profile, weigher),
+        _year_conflict(doc.years, profile.years),
+        math.log1p(profile.size),
+        1.0 / (1.0 + len(doc.words) / 20.0),
+    )
+
+
+def _novel(bag: Mapping[str, float], seen: Mapping[str, float], weigher: Weigher) -> float:
+    total = novel = 0.0
+    for term, count in bag.items():
+        weight = count * weigher.idf("n:", term)
+        total += weight
+        if term not in seen:
+            novel += weight
+    return novel / total if total else 0.0
+
+
+def _top_missing(
+    bag: Mapping[str, float], other: Mapping[str, float], weigher: Weigher, k: int = 2
+) -> float:
+    """Of the ``k`` heaviest names of ``bag`` (weight x IDF), the share absent from ``other``."""
+    ranked = sorted(bag.items(), key=lambda kv: (-kv[1] * weigher.idf("n:", kv[0]), kv[0]))
+    top = [term for term, _ in ranked[:k]]
+    return sum(1 for term in top if term not in other) / len(top) if top else 0.0
+
+
+def _core_missing(doc: DocFeatures, profile: Profile, weigher: Weigher) -> float:
+    """Names carried by at least half the members (IDF-weighted), share absent from ``doc``."""
+    need = max(1, math.ceil(profile.size / 2))
+    total = missing = 0.0
+    for name, count in profile.name_members.items():
+        if count < need:
+            continue
+        weight = weigher.idf("n:", name)
+        total += weight
+        if name not in doc.names:
+            missing += weight
+    return missing / total if total else 0.0
+
+
+def _year_conflict(doc_years: Sequence[int], dev_years: Mapping[int, int]) -> float:
+    if not doc_years or not dev_years:
+        return 0.0
+    return 0.0 if any(y in dev_years for y in doc_years) else 1.0
+
+
+def _add_unit(target: dict[str, float], bag: Mapping[str, float]) -> None:
+    vec = {t: 1.0 + math.log(x) for t, x in bag.items() if x > 0}
+    norm = math.sqrt(sum(v * v for v in vec.values()))
+    if norm:
+        for t, v in vec.items():
+            target[t] = target.get(t, 0.0) + v / norm
+
+
+def _normalised(vec: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in vec.values()))
+    return {t: v / norm for t, v in vec.items()} if norm else {}
+
+
+def _dot(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(t, 0.0) for t, v in a.items())
