@@ -40,7 +40,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,9 @@ class MemoryWatch:
     peak: int = 0
     last: int = 0
     processes: int = 0
+    main_first: int = 0  # the daemon process alone, without its workers
+    main_last: int = 0
+    main_samples: list[int] = field(default_factory=list)
     samples: list[tuple[float, int]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -240,6 +243,9 @@ class MemoryWatch:
         while not self.stop.wait(0.5):
             pids = tree(self.pid)
             rss = rss_of(pids)
+            self.main_last = rss_of([self.pid])
+            self.main_first = self.main_first or self.main_last
+            self.main_samples.append(self.main_last)
             if rss:
                 self.last, self.processes = rss, len(pids)
                 self.peak = max(self.peak, rss)
@@ -356,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         with open(log_path, "w", encoding="utf-8") as log:
             # SOAK_PROFILE="-m cProfile -o daemon.prof" profiles the daemon's main thread.
             python = [sys.executable, *os.environ.get("SOAK_PROFILE", "").split()]
-            scale = ["--time-scale", f"{args.scale:g}", "--http", f"127.0.0.1:{port}"]
+            scale = ["--time-scale", f"{args.scale:g}", "--time-epoch", epoch.isoformat()]
+            scale += ["--http", f"127.0.0.1:{port}"]
             daemon = subprocess.Popen(
                 [*python, "-m", "monitor", "run", "--config", str(config), *scale],
                 stderr=log,
@@ -379,39 +386,63 @@ def main(argv: list[str] | None = None) -> None:
                         progress(port, watch, started, args.scale)
                 ours.send("freeze")
                 final_room = ours.recv()
-                # Publishing stopped: give every feed time for one more poll (the longest interval,
-                # its jitter and some), so a story published at the very end is not counted missing.
-                settle = (max(INTERVAL_MINUTES.values()) + 5) * 60 / args.scale
-                print(f"  publishing stopped; {settle:.0f} s more for the last polls", flush=True)
-                end = time.monotonic() + settle
-                while time.monotonic() < end and daemon.poll() is None:
-                    time.sleep(0.5)
+                frozen = epoch + (datetime.now(UTC) - epoch) * args.scale  # on the daemon's clock
+                waited = settle(folder / "state" / "soak.db", frozen, args.scale, daemon)
+                print(f"  publishing stopped; every working feed polled again {waited:.0f} s later")
                 metrics = scrape(port)
+                hours = (datetime.now(UTC) - epoch).total_seconds() * args.scale / 3600
                 final_rss, peak_rss, processes = watch.last, watch.peak, watch.processes
+                half = watch.main_samples[len(watch.main_samples) // 2]
+                main_rss = (watch.main_first, half, watch.main_last)
             finally:
                 watch.stop.set()
                 daemon.send_signal(signal.SIGTERM)
                 code = daemon.wait(timeout=120)
             elapsed = time.monotonic() - started
         figures = collect(
-            folder / "state" / "soak.db", feeds, final_room, metrics, rx, args, elapsed
+            folder / "state" / "soak.db", feeds, final_room, metrics, rx, hours, elapsed
         )
         figures.update(
             exit_code=code,
             daemon_rss_peak=peak_rss,
             daemon_rss_final=final_rss,
             daemon_processes=processes,
+            daemon_main_rss_first=main_rss[0],
+            daemon_main_rss_half=main_rss[1],
+            daemon_main_rss_final=main_rss[2],
             newsroom_rss=final_room["rss"],
             database_bytes=(folder / "state" / "soak.db").stat().st_size
             + _size(folder / "state" / "soak.db-wal"),
             log_warnings=_count_warnings(log_path),
-            daemon_hours=(datetime.now(UTC) - epoch).total_seconds() * args.scale / 3600,
+            daemon_hours=hours,
+            scale=args.scale,
         )
     ours.send("stop")
     room.join(timeout=30)
     print_figures(figures)
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
+
+
+def settle(db: Path, frozen: datetime, scale: float, daemon: subprocess.Popen[bytes]) -> float:
+    """After publishing stopped: wait until every working feed was polled again (at most two of
+    the longest intervals), so a story published at the very end is not counted as missing."""
+    started = time.monotonic()
+    limit = 2 * (max(INTERVAL_MINUTES.values()) + 5) * 60 / scale
+    # A poll that fetched just before the freeze may record its time just after it: a margin.
+    stamp = (frozen + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        while time.monotonic() - started < limit and daemon.poll() is None:
+            behind = conn.execute(
+                "SELECT count(*) FROM feeds WHERE status = 'ok' AND last_fetch < ?", (stamp,)
+            ).fetchone()[0]
+            if not behind:
+                break
+            time.sleep(0.5)
+    finally:
+        conn.close()
+    return time.monotonic() - started
 
 
 def _size(path: Path) -> int:
@@ -454,13 +485,14 @@ def collect(
     room: dict[str, Any],
     metrics: dict[str, float],
     rx: Receiver,
-    args: argparse.Namespace,
+    hours: float,
     elapsed: float,
 ) -> dict[str, Any]:
     conn = sqlite3.connect(db)
     try:
         stored = {url for (url,) in conn.execute("SELECT url FROM items")}
         items = len(stored)
+        healthy = {name for (name,) in conn.execute("SELECT name FROM feeds WHERE status = 'ok'")}
         feed_rows = conn.execute(
             "SELECT status, count(*), sum(error_count), sum(polls) FROM feeds GROUP BY status"
         ).fetchall()
@@ -472,8 +504,16 @@ def collect(
         ).fetchone()[0]
     finally:
         conn.close()
-    offered = {url for links in room["offered"].values() for url in links}
-    scheduled = sum(args.hours * 60 / INTERVAL_MINUTES[f.interval] for f in feeds)
+    # What feeds that work at the end offered (a flapping feed may still be failing).
+    names = {f.index: f.name for f in feeds}
+    offered = {
+        url
+        for index, links in room["offered"].items()
+        if names[int(index)] in healthy
+        for url in links
+    }
+    # At the nominal interval, from the start until the last scrape.
+    scheduled = sum(hours * 60 / INTERVAL_MINUTES[f.interval] for f in feeds)
     polls = {
         k.split("status=")[1].rstrip("}"): v
         for k, v in metrics.items()
@@ -481,7 +521,6 @@ def collect(
     }
     return {
         "real_minutes": elapsed / 60,
-        "scale": args.scale,
         "feeds": len(feeds),
         "polls_scheduled": round(scheduled),
         "polls": polls,
@@ -491,9 +530,10 @@ def collect(
         "feeds_with_errors_recorded": errors_recorded,
         "stories_published": room["published"],
         "events": room["events"],
-        "stories_offered_by_working_feeds": len(offered),
+        "stories_offered_by_healthy_feeds": len(offered),
         "items_stored": items,
         "offered_but_missing": len(offered - stored),
+        "missing_examples": sorted(offered - stored)[:5],
         "items_stored_metric": metrics.get("monitor_items_stored_total", 0),
         "alerts_outbox": outbox,
         "alerts_sent_metric": metrics.get("monitor_alerts_sent_total", 0),
@@ -518,8 +558,8 @@ def print_figures(f: dict[str, Any]) -> None:
     )
     print(
         f"items stored            {f['items_stored']} "
-        f"({f['stories_published']} stories published; of those the working feeds still list, "
-        f"{f['offered_but_missing']} missing)"
+        f"({f['stories_published']} stories published; of the {f['stories_offered_by_healthy_feeds']} "
+        f"that feeds working at the end list, {f['offered_but_missing']} missing)"
     )
     print(
         f"errors recorded         {f['fetch_errors']:.0f} failed polls; "
@@ -532,8 +572,13 @@ def print_figures(f: dict[str, Any]) -> None:
     )
     print(
         f"memory (daemon tree)    peak {mb(f['daemon_rss_peak'])}, final {mb(f['daemon_rss_final'])} "
-        f"({f['daemon_processes']} processes); newsroom {mb(f['newsroom_rss'])}"
+        f"({f['daemon_processes']} processes); the daemon process alone "
+        f"{mb(f['daemon_main_rss_first'])} at the first sample, {mb(f['daemon_main_rss_half'])} "
+        f"half-way, {mb(f['daemon_main_rss_final'])} at the end; "
+        f"newsroom {mb(f['newsroom_rss'])}"
     )
+    if f["missing_examples"]:
+        print(f"  missing, e.g.         {', '.join(f['missing_examples'])}")
     print(f"database                {f['database_bytes'] / 1e6:.1f} MB")
     print(f"log                     {f['log_warnings']}; daemon exit code {f['exit_code']}")
 

@@ -19,8 +19,8 @@ from monitor.cluster.decide import (
     pair_features,
     probability,
 )
-from monitor.cluster.similarity import FEATURE_NAMES
 from monitor.cluster.features import DocFeatures, features
+from monitor.cluster.similarity import FEATURE_NAMES
 from monitor.cluster.stats import CorpusStats, DocFreqs
 
 __all__ = [

@@ -13,8 +13,9 @@ Method, within one watch topic:
    development never had; prominent names the article lacks; conflicting years; sizes) go
    through a logistic model: the probability that the article reports the same event.
 3. The most probable development takes the article as a "report" when that probability reaches
-   ``join_threshold`` (``join_threshold_single`` for a development of one article); otherwise the
-   article is the "first" of a new development.
+   ``join_threshold`` (``join_threshold_single`` for a development of one article), unless the
+   article's title or lead announces a turn (cancelled, overturned, resigned) that none of the
+   development's articles did; otherwise the article is the "first" of a new development.
 The coefficients and thresholds are fitted on ECB+ by ``bench/developments.py --fit`` (logistic
 regression on each article against the developments before it, thresholds tuned by replaying
 the stream); the same script reports their cross-validated quality.
@@ -30,27 +31,61 @@ from functools import cached_property
 from typing import Literal
 
 from monitor.cluster.features import DocFeatures
-from monitor.cluster.similarity import FEATURE_NAMES, Profile, Weigher, rough_closeness
+from monitor.cluster.similarity import (
+    FEATURE_NAMES,
+    Profile,
+    Weigher,
+    cosine,
+    rough_closeness,
+)
 from monitor.cluster.similarity import pair_features as _pair_features
 from monitor.cluster.stats import DocFreqs
 
 Relation = Literal["first", "report", "duplicate"]
 
 # Fitted by ``bench/developments.py --fit`` on all ECB+ topics (see its output and README).
-DEFAULT_BIAS = -4.0
-DEFAULT_COEFS = (2.0, 1.0, 3.0, 5.0, 3.0, -2.0, -1.5, -2.0, -1.0, -1.0, 1.5)
+DEFAULT_BIAS = 0.544
+DEFAULT_COEFS = (
+    0.667,
+    0.696,
+    2.625,
+    6.408,
+    2.475,
+    -2.359,
+    -1.59,
+    -1.946,
+    -1.389,
+    -1.312,
+    2.173,
+)
 assert len(DEFAULT_COEFS) == len(FEATURE_NAMES)
+
+
+# Stems (English Snowball) of words that turn a story, by the kind of turn.
+TURN_CUES = {
+    "cancel": "cancel",
+    "scrap": "cancel",
+    "postpon": "cancel",
+    "overturn": "reverse",
+    "revers": "reverse",
+    "repeal": "reverse",
+    "revok": "reverse",
+    "rescind": "reverse",
+    "resign": "resign",
+}
 
 
 @dataclass(frozen=True)
 class ClusterParams:
     window: timedelta = timedelta(days=3)
-    join_threshold: float = 0.5  # probability of "same event" needed to join a development
-    join_threshold_single: float = 0.5  # ... one that holds a single article so far
+    join_threshold: float = 0.2  # probability of "same event" needed to join a development
+    join_threshold_single: float = 0.4  # ... one that holds a single article so far
     duplicate_containment: float = 0.8
     min_guid_length: int = 8  # shorter guids ("123") collide across sites
-    merge_threshold: float = 0.6  # mean probability for find_merges
+    min_duplicate_shingles: int = 12  # shorter bodies ("Read more.") are not compared
+    merge_threshold: float = 0.5  # mean probability for find_merges
     shortlist: int = 4  # developments given the full comparison
+    detect_turns: bool = True  # see ``turns``
     bias: float = DEFAULT_BIAS
     coefs: tuple[float, ...] = DEFAULT_COEFS
 
@@ -126,13 +161,31 @@ def decide(
     duplicate = find_duplicate(doc, live, params)
     if duplicate is not None:
         return duplicate
-    sizes = {d.id: len(d.members) for d in live}
+    by_id = {d.id: d for d in live}
     scored = score_developments(doc.features, live, stats, params)
     for prob, dev_id in scored:
-        need = params.join_threshold_single if sizes[dev_id] == 1 else params.join_threshold
+        dev = by_id[dev_id]
+        if params.detect_turns and turns(doc.features, dev):
+            continue
+        need = params.join_threshold_single if len(dev.members) == 1 else params.join_threshold
         if prob >= need:
             return Decision("report", dev_id, None, round(prob, 6))
     return Decision("first", None, None, round(scored[0][0], 6) if scored else 0.0)
+
+
+def turns(doc: DocFeatures, dev: DevelopmentView) -> bool:
+    """Whether ``doc`` announces a turn (cancelled, overturned, resigned) ``dev`` never had.
+
+    The story that turns is a new development even inside the window: "parade announced" and
+    "parade cancelled" share every name. Cues are read in the title and lead only, where the news
+    is, and only in English stems for now.
+    """
+    cues = turn_cues(doc.lead)
+    return bool(cues) and not cues <= turn_cues(dev.profile.lead)
+
+
+def turn_cues(lead: Iterable[str]) -> set[str]:
+    return {TURN_CUES[t] for t in lead if t in TURN_CUES}
 
 
 def in_window(dev: DevelopmentView, when: datetime, window: timedelta) -> bool:
@@ -165,9 +218,9 @@ def candidate_features(
         return []
     weigher = Weigher(stats)
     weigher.prime(doc, ())
-    ranked = sorted(
-        developments, key=lambda d: (-rough_closeness(doc, d.profile, weigher), d.id)
-    )[:shortlist]
+    words, names = weigher.unit("w:", doc.words), weigher.unit("n:", doc.names)
+    closeness = {d.id: rough_closeness(words, names, d.profile) for d in developments}
+    ranked = sorted(developments, key=lambda d: (-closeness[d.id], d.id))[:shortlist]
     weigher.prime(None, [d.profile for d in ranked])
     return [(dev, pair_features(doc, dev, weigher)) for dev in ranked]
 
@@ -194,6 +247,10 @@ def find_duplicate(
         for member in dev.members:
             if len(guid) >= params.min_guid_length and (member.guid or "").strip() == guid:
                 return Decision("duplicate", dev.id, member.item_id, 1.0)
+            if min(doc.features.n_shingles, member.features.n_shingles) < (
+                params.min_duplicate_shingles
+            ):
+                continue
             overlap = containment(doc.features, member.features)
             if overlap < params.duplicate_containment:
                 continue
@@ -234,11 +291,14 @@ def find_merges(
     Each member of the smaller development is scored against the other as if it arrived now;
     when their mean probability reaches ``merge_threshold``, the younger development is merged
     into the older. Only developments active within the window of each other are compared, and
-    only pairs that a cheap measure finds close. Chains collapse onto the oldest development.
+    only pairs whose centroids are close at all. Chains collapse onto the oldest development.
     """
     params = params or ClusterParams()
     devs = sorted(developments, key=lambda d: (d.first_seen, d.id))
-    absorbed: dict[int, int] = {}
+    weigher = Weigher(stats)
+    weigher.prime(None, [d.profile for d in devs])  # members' terms are in their profiles
+    centroids = {d.id: weigher.centroid("w:", d.profile.words) for d in devs}
+    absorbed: set[int] = set()
     pairs: list[tuple[int, int]] = []
     for i, older in enumerate(devs):
         if older.id in absorbed:
@@ -246,31 +306,26 @@ def find_merges(
         for younger in devs[i + 1 :]:
             if younger.id in absorbed or younger.first_seen - older.last_seen > params.window:
                 continue
-            if _same_event(older, younger, stats, params):
-                absorbed[younger.id] = older.id
+            if cosine(centroids[older.id], centroids[younger.id]) < MERGE_GATE:
+                continue
+            if params.detect_turns and turn_cues(older.profile.lead) != turn_cues(
+                younger.profile.lead
+            ):
+                continue  # a story and its turn stay apart
+            if _mean_probability(older, younger, weigher, params) >= params.merge_threshold:
+                absorbed.add(younger.id)
                 pairs.append((older.id, younger.id))
     return pairs
 
 
-def _same_event(
-    a: DevelopmentView, b: DevelopmentView, stats: DocFreqs, params: ClusterParams
-) -> bool:
+MERGE_GATE = 0.2  # centroid cosine below which two developments are not compared further
+
+
+def _mean_probability(
+    a: DevelopmentView, b: DevelopmentView, weigher: Weigher, params: ClusterParams
+) -> float:
     small, large = (a, b) if len(a.members) <= len(b.members) else (b, a)
-    weigher = Weigher(stats)
-    weigher.prime(None, [large.profile, small.profile])
-    # Cheap gate: the two centroids must share a fair amount of vocabulary.
-    if _centroid_cosine(small.profile, large.profile, weigher) < 0.1:
-        return False
-    total = 0.0
-    for member in small.members:
-        weigher.prime(member.features, ())
-        total += probability(pair_features(member.features, large, weigher), params)
-    return total / len(small.members) >= params.merge_threshold
-
-
-def _centroid_cosine(a: Profile, b: Profile, weigher: Weigher) -> float:
-    ca = weigher.centroid("w:", a.words)
-    cb = weigher.centroid("w:", b.words)
-    if len(ca) > len(cb):
-        ca, cb = cb, ca
-    return sum(v * cb.get(t, 0.0) for t, v in ca.items())
+    total = sum(
+        probability(pair_features(m.features, large, weigher), params) for m in small.members
+    )
+    return total / len(small.members)

@@ -29,7 +29,7 @@ from monitor.cluster.text import (
 
 FEATURES_VERSION = 1
 LEAD_SENTENCES = 2  # the title plus this many opening sentences say what happened
-TITLE_WEIGHT = 2.0  # a title word counts twice: headlines name the event
+TITLE_WEIGHT = 2  # a title word counts twice: headlines name the event
 SHINGLE_SIZE = 4  # words per shingle for near-duplicate detection
 SHINGLE_SAMPLE = 4  # keep shingles whose hash is divisible by this (about a quarter)
 MAX_SHINGLES = 400  # enough to compare long articles; keeps the JSON small
@@ -44,7 +44,6 @@ class DocFeatures:
     words: stems of content words (title weighted), the whole article.
     lead: stems of the title and the opening sentences.
     names: proper names (folded, unstemmed), the whole article.
-    lead_names: proper names in the title and opening sentences.
     facts: numbers, month and weekday names ("6.1", "2013", "saturday").
     years: distinct four-digit years mentioned.
     shingles: sampled hashes of 4-word shingles of the body text.
@@ -53,7 +52,6 @@ class DocFeatures:
     words: Mapping[str, float] = field(default_factory=dict)
     lead: Mapping[str, float] = field(default_factory=dict)
     names: Mapping[str, float] = field(default_factory=dict)
-    lead_names: Mapping[str, float] = field(default_factory=dict)
     facts: Mapping[str, float] = field(default_factory=dict)
     years: tuple[int, ...] = ()
     shingles: tuple[int, ...] = ()
@@ -64,11 +62,10 @@ class DocFeatures:
         return json.dumps(
             {
                 "v": self.version,
-                "w": dict(self.words),
-                "l": dict(self.lead),
-                "n": dict(self.names),
-                "ln": dict(self.lead_names),
-                "f": dict(self.facts),
+                "w": _compact(self.words),
+                "l": _compact(self.lead),
+                "n": _compact(self.names),
+                "f": _compact(self.facts),
                 "y": list(self.years),
                 "s": list(self.shingles),
                 "ns": self.n_shingles,
@@ -85,7 +82,6 @@ class DocFeatures:
             words=_floats(data.get("w", {})),
             lead=_floats(data.get("l", {})),
             names=_floats(data.get("n", {})),
-            lead_names=_floats(data.get("ln", {})),
             facts=_floats(data.get("f", {})),
             years=tuple(int(y) for y in data.get("y", [])),
             shingles=tuple(int(h) for h in data.get("s", [])),
@@ -110,9 +106,13 @@ class DocFeatures:
             {"w:" + t for t in self.words}
             | {"w:" + t for t in self.lead}
             | {"n:" + t for t in self.names}
-            | {"n:" + t for t in self.lead_names}
             | {"f:" + t for t in self.facts}
         )
+
+
+def _compact(bag: Mapping[str, float]) -> dict[str, float | int]:
+    # Weights are mostly whole counts: "2" instead of "2.0" keeps the stored JSON small.
+    return {t: int(w) if float(w).is_integer() else w for t, w in bag.items()}
 
 
 def _floats(raw: Mapping[str, Any]) -> dict[str, float]:
@@ -129,11 +129,10 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
     words: Counter[str] = Counter()
     lead: Counter[str] = Counter()
     names: Counter[str] = Counter()
-    lead_names: Counter[str] = Counter()
     facts: Counter[str] = Counter()
     years: set[int] = set()
     for index, sent in enumerate(all_sents):
-        weight = TITLE_WEIGHT if index == 0 else 1.0
+        weight = TITLE_WEIGHT if index == 0 else 1
         in_lead = index <= LEAD_SENTENCES
         for tok in sent:
             low = tok.lower
@@ -154,15 +153,12 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
                 lead[term] += weight
             if low in known_names and tok.surface[:1].isupper():
                 names[low] += weight
-                if in_lead:
-                    lead_names[low] += weight
 
     shingles, n_shingles = _shingles(body)
     return DocFeatures(
         words=_top(words),
         lead=_top(lead),
         names=_top(names),
-        lead_names=_top(lead_names),
         facts=_top(facts),
         years=tuple(sorted(years)),
         shingles=shingles,
@@ -179,16 +175,27 @@ def _date_word(low: str) -> str:
 def _top(counts: Counter[str]) -> dict[str, float]:
     # Heaviest first, ties by term, so the cut is deterministic.
     best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
-    return {term: round(weight, 3) for term, weight in sorted(best)}
+    return {term: float(round(weight, 3)) for term, weight in sorted(best)}
 
 
 def _is_headline_case(sent: list[Token]) -> bool:
-    """Title Case or ALL CAPS: capitals there say nothing about names."""
-    alpha = [t for t in sent if t.surface[:1].isalpha()]
-    if len(alpha) < 3:
+    """Title Case or ALL CAPS: there, capitals say nothing about names.
+
+    Title Case capitalises every content word; prose leaves at least one in lower case.
+    """
+    content = [
+        t
+        for t in sent
+        if t.surface[:1].isalpha()
+        and t.lower not in STOPWORDS
+        and t.lower not in MONTHS
+        and t.lower not in WEEKDAYS
+    ]
+    if len(content) < 3:
         return False
-    caps = sum(1 for t in alpha if t.surface[:1].isupper())
-    return caps / len(alpha) > 0.6
+    shouting = sum(1 for t in content if t.surface.isupper() and len(t.surface) > 1)
+    capitalised = sum(1 for t in content if t.surface[:1].isupper())
+    return shouting / len(content) > 0.6 or capitalised / len(content) >= 0.9
 
 
 def _names_in_prose(sents: Iterable[list[Token]]) -> set[str]:

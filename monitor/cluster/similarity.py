@@ -86,7 +86,7 @@ class Weigher:
         wanted: dict[str, set[str]] = {space: set() for space in SPACES}
         if doc is not None:
             wanted["w:"].update(doc.words, doc.lead)
-            wanted["n:"].update(doc.names, doc.lead_names)
+            wanted["n:"].update(doc.names)
             wanted["f:"].update(doc.facts)
         for p in profiles:
             wanted["w:"].update(p.words, p.lead)
@@ -119,11 +119,19 @@ class Weigher:
         return _normalised({t: x * idf.get(t, default) for t, x in summed.items() if x > 0})
 
 
-def rough_closeness(doc: DocFeatures, profile: Profile, weigher: Weigher) -> float:
-    """Cheap: mean similarity to the members before length normalisation (for shortlists)."""
-    words = weigher.unit("w:", doc.words)
-    names = weigher.unit("n:", doc.names)
+def rough_closeness(
+    words: Mapping[str, float], names: Mapping[str, float], profile: Profile
+) -> float:
+    """Cheap: mean similarity to the members before length normalisation (for shortlists).
+
+    ``words`` and ``names`` are the article's unit vectors (``Weigher.unit``).
+    """
     return (_dot(words, profile.words) + _dot(names, profile.names)) / max(profile.size, 1)
+
+
+def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Dot product of two unit vectors."""
+    return _dot(a, b)
 
 
 def pair_features(

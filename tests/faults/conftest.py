@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults._harness import warm_up
+from monitor.clock import FakeClock
+from tests.faults._harness import START, warm_up
 from tests.newsroom import Newsroom
 
 
@@ -19,6 +20,7 @@ def warmed(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture
 def room() -> Iterator[Newsroom]:
     """A newsroom with a healthy feed, /good.xml (2 articles), to poll beside the faulty one."""
-    with Newsroom() as newsroom:
+    # The newsroom dates its entries by the same clock the passes run on (no "future" dates).
+    with Newsroom(clock=FakeClock(START)) as newsroom:
         newsroom.publish("/good.xml", 2, seed=500)
         yield newsroom

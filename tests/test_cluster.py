@@ -1,0 +1,497 @@
+"""The developments clusterer on hand-written, real-looking articles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.cluster import (
+    Candidate,
+    ClusterParams,
+    CorpusStats,
+    Decision,
+    DevelopmentView,
+    DocFeatures,
+    Member,
+    containment,
+    decide,
+    features,
+    find_merges,
+)
+
+T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+
+# --- articles ---------------------------------------------------------------------------------
+
+PERU_1 = (
+    "Magnitude 6.8 earthquake shakes southern Peru, killing four",
+    "A magnitude 6.8 earthquake struck southern Peru on Tuesday morning, killing at least four "
+    "people and damaging dozens of adobe homes in the Arequipa region, officials said.\n"
+    "The quake hit at 6:42 a.m. local time about 40 kilometres south-west of the town of "
+    "Chivay, at a depth of 35 kilometres, according to Peru's Geophysical Institute.\n"
+    "Arequipa governor Rohel Sanchez said two of the dead were children crushed when a wall "
+    "collapsed in the village of Yanque. Landslides blocked the road into the Colca Canyon, "
+    "a popular tourist destination, and rescue teams were flown in by helicopter.\n"
+    "President Dina Boluarte said she would travel to Arequipa to oversee relief efforts.",
+)
+PERU_2 = (
+    "Peru quake: death toll rises as Colca Canyon villages dig out",
+    "Rescuers in Peru's Arequipa region searched through rubble on Tuesday after a 6.8 "
+    "magnitude earthquake killed four people, including two children in Yanque.\n"
+    "The Geophysical Institute of Peru said the tremor was centred near Chivay and was felt as "
+    "far away as Lima. Governor Rohel Sanchez told local radio that more than 60 homes had "
+    "collapsed and that the road to the Colca Canyon remained blocked by landslides.\n"
+    "President Dina Boluarte announced emergency funds for Arequipa and said the army would "
+    "deliver tents and water to families who spent the night outdoors.",
+)
+PERU_3 = (
+    "Arequipa counts damage after deadly 6.8 tremor",
+    "Families in the Colca Canyon spent a cold night outside after Tuesday's magnitude 6.8 "
+    "earthquake, which killed four people in Peru's Arequipa region.\n"
+    "Authorities in Chivay and Yanque said aftershocks continued through the night. Governor "
+    "Rohel Sanchez asked the central government for engineers to inspect churches and schools, "
+    "while President Dina Boluarte flew over the area by helicopter.",
+)
+JAPAN_1 = (
+    "Magnitude 5.9 earthquake hits off Fukushima, no tsunami damage",
+    "A magnitude 5.9 earthquake struck off the coast of Fukushima prefecture in north-eastern "
+    "Japan on Tuesday evening, the Japan Meteorological Agency said.\n"
+    "The agency briefly issued a tsunami advisory for the Fukushima and Miyagi coasts and lifted "
+    "it an hour later after a wave of 20 centimetres was measured at Onahama port.\n"
+    "Tokyo Electric Power Company said no abnormalities were found at the Fukushima Daiichi and "
+    "Daini plants. Chief Cabinet Secretary Yoshimasa Hayashi said there were no reports of "
+    "injuries, and shinkansen services between Tokyo and Sendai were briefly suspended.",
+)
+JAPAN_2 = (
+    "Fukushima tsunami advisory lifted after 5.9 quake",
+    "Japan lifted a tsunami advisory for Fukushima and Miyagi on Tuesday after a magnitude 5.9 "
+    "earthquake off the Pacific coast, the Japan Meteorological Agency said.\n"
+    "A 20-centimetre wave reached Onahama port. Tokyo Electric Power Company reported no "
+    "problems at the Fukushima Daiichi plant, and Yoshimasa Hayashi told reporters that no "
+    "injuries had been reported. Shinkansen trains to Sendai resumed within the hour.",
+)
+PARADE_ANNOUNCED = (
+    "Riverton to hold first Harbour Festival parade in June",
+    "The city of Riverton will hold its first Harbour Festival parade on June 14, mayor Elena "
+    "Kowalski announced on Monday.\n"
+    "The parade will start at the Old Customs House at 11 a.m. and follow Quay Street to "
+    "Marina Park, where the festival's food market and concerts will run all weekend.\n"
+    "Kowalski said 40 community groups, three marching bands and the Riverton fire brigade "
+    "had signed up, and the council had set aside 120,000 dollars for stages and security.",
+)
+PARADE_CANCELLED = (
+    "Riverton cancels Harbour Festival parade over safety costs",
+    "Riverton has called off its Harbour Festival parade, mayor Elena Kowalski said on "
+    "Thursday, blaming security costs that tripled after new police requirements.\n"
+    "The parade along Quay Street had been planned for June 14. The food market and concerts "
+    "in Marina Park will go ahead as smaller events, Kowalski said.\n"
+    "Community groups that had registered will be refunded, and the council said it hoped to "
+    "bring the parade back next year.",
+)
+BACKGROUND = [
+    (
+        "Central bank holds interest rates steady",
+        "The central bank kept its benchmark interest rate at 4.5 percent on Wednesday, saying "
+        "inflation was easing but wage growth remained strong. Governor Anna Lindqvist said "
+        "the board would watch energy prices closely before any cut later in the year.",
+    ),
+    (
+        "City council approves new bus lanes on Main Street",
+        "Councillors voted 9 to 4 on Monday to add dedicated bus lanes along Main Street, "
+        "removing 80 parking spaces. Transport chief Marcus Bell said buses would save six "
+        "minutes at rush hour. Shop owners said they would appeal the decision.",
+    ),
+    (
+        "Local club wins regional football final",
+        "Northside Rovers beat Harbour United 2-1 in the regional cup final on Saturday, with "
+        "captain Leo Haddad scoring the winner in the 88th minute in front of 5,000 fans.",
+    ),
+    (
+        "Tech company unveils cheaper electric scooter",
+        "Voltmo unveiled a cheaper electric scooter on Thursday, priced at 399 euros, with a "
+        "range of 30 kilometres. Chief executive Sara Nilsen said production would start in "
+        "Poland in the autumn and the company hoped to sell 100,000 units next year.",
+    ),
+    (
+        "Museum reopens after two-year renovation",
+        "The National Maritime Museum reopened on Sunday after a two-year renovation costing "
+        "18 million, with a new gallery of ship models and a restored lighthouse lens. "
+        "Director Paul Okafor said 12,000 visitors came on the first day.",
+    ),
+    (
+        "Storm brings heavy rain and flooding to the coast",
+        "Storm Ines brought more than 100 millimetres of rain to coastal towns overnight, "
+        "flooding roads and cutting power to 20,000 homes. The weather service warned of "
+        "further gales on Friday and asked drivers to avoid the coast road.",
+    ),
+]
+
+
+# --- a small in-memory stand-in for the store ---------------------------------------------------
+
+
+@dataclass
+class Topic:
+    """Keeps developments and statistics the way the service does, and applies decisions."""
+
+    params: ClusterParams = field(default_factory=ClusterParams)
+    stats: CorpusStats = field(default_factory=CorpusStats)
+    developments: dict[int, DevelopmentView] = field(default_factory=dict)
+    next_item: int = 1
+
+    def __post_init__(self) -> None:
+        for title, text in BACKGROUND:  # other items of the corpus, matched or not
+            self.stats.add(features(title, text, "en"))
+
+    def arrive(
+        self, article: tuple[str, str], seen: datetime, guid: str | None = None
+    ) -> tuple[int, Decision]:
+        feats = features(article[0], article[1], "en")
+        self.stats.add(feats)
+        item_id = self.next_item
+        self.next_item += 1
+        decision = decide(
+            Candidate(feats, seen, guid, item_id),
+            list(self.developments.values()),
+            self.stats,
+            self.params,
+        )
+        member = Member(item_id, feats, seen, guid)
+        if decision.development_id is None:
+            dev_id = len(self.developments) + 1
+            self.developments[dev_id] = DevelopmentView(dev_id, seen, seen, (member,))
+        else:
+            dev = self.developments[decision.development_id]
+            self.developments[dev.id] = dev.with_member(member)
+        return item_id, decision
+
+
+def copy_with_chrome(article: tuple[str, str]) -> tuple[str, str]:
+    """Another site's copy of a wire story: its own headline, page leftovers around the text."""
+    title, text = article
+    return (
+        "WIRE: " + title.upper(),
+        "By Wire Staff | Updated 09:12\n" + text + "\nShare this article. Read more world news.",
+    )
+
+
+# --- relations --------------------------------------------------------------------------------
+
+
+def test_first_article_opens_a_development() -> None:
+    topic = Topic()
+    _, decision = topic.arrive(PERU_1, T0)
+    assert decision.relation == "first"
+    assert decision.development_id is None
+    assert decision.duplicate_of is None
+
+
+def test_another_outlets_report_joins_the_development() -> None:
+    topic = Topic()
+    topic.arrive(PERU_1, T0)
+    _, second = topic.arrive(PERU_2, T0 + timedelta(hours=2))
+    _, third = topic.arrive(PERU_3, T0 + timedelta(hours=20))
+    assert (second.relation, second.development_id) == ("report", 1)
+    assert (third.relation, third.development_id) == ("report", 1)
+    assert second.score >= topic.params.join_threshold_single
+
+
+def test_syndicated_copy_is_a_duplicate_of_the_original() -> None:
+    topic = Topic()
+    original, _ = topic.arrive(PERU_1, T0)
+    topic.arrive(JAPAN_1, T0 + timedelta(hours=1))
+    _, decision = topic.arrive(copy_with_chrome(PERU_1), T0 + timedelta(hours=3))
+    assert decision == Decision("duplicate", 1, original, decision.score)
+    assert decision.score >= topic.params.duplicate_containment
+
+
+def test_same_guid_is_a_duplicate_even_with_other_text() -> None:
+    topic = Topic()
+    original, _ = topic.arrive(PERU_1, T0, guid="https://wire.example/2026/peru-quake-4412")
+    _, decision = topic.arrive(
+        PERU_3, T0 + timedelta(hours=1), guid=" https://wire.example/2026/peru-quake-4412"
+    )
+    assert (decision.relation, decision.duplicate_of, decision.development_id) == (
+        "duplicate",
+        original,
+        1,
+    )
+
+
+def test_short_guids_do_not_make_duplicates() -> None:
+    topic = Topic()
+    topic.arrive(PERU_1, T0, guid="17")
+    _, decision = topic.arrive(JAPAN_1, T0 + timedelta(hours=1), guid="17")
+    assert decision.relation == "first"
+
+
+def test_two_look_alike_earthquakes_on_the_same_day_stay_apart() -> None:
+    topic = Topic()
+    topic.arrive(PERU_1, T0)
+    _, japan = topic.arrive(JAPAN_1, T0 + timedelta(hours=10))
+    _, peru = topic.arrive(PERU_2, T0 + timedelta(hours=11))
+    _, japan_again = topic.arrive(JAPAN_2, T0 + timedelta(hours=12))
+    assert japan.relation == "first"
+    assert (peru.relation, peru.development_id) == ("report", 1)
+    assert (japan_again.relation, japan_again.development_id) == ("report", 2)
+    assert len(topic.developments) == 2
+
+
+def test_a_story_that_turns_becomes_a_second_development() -> None:
+    topic = Topic()
+    topic.arrive(PARADE_ANNOUNCED, datetime(2026, 1, 12, 9, 0, tzinfo=UTC))
+    _, cancelled = topic.arrive(PARADE_CANCELLED, datetime(2026, 5, 7, 16, 0, tzinfo=UTC))
+    assert cancelled.relation == "first"
+    assert len(topic.developments) == 2
+
+
+PARADE_CANCELLED_2 = (
+    "Harbour Festival parade cancelled, Riverton mayor says",
+    "Mayor Elena Kowalski said on Thursday that Riverton had cancelled the Harbour Festival "
+    "parade planned for June 14 on Quay Street, after police asked for more security.\n"
+    "Concerts and the food market in Marina Park will still take place.",
+)
+
+
+def test_a_turn_inside_the_window_is_still_a_new_development() -> None:
+    topic = Topic()
+    topic.arrive(PARADE_ANNOUNCED, T0)
+    _, cancelled = topic.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))
+    _, again = topic.arrive(PARADE_CANCELLED_2, T0 + timedelta(days=2, hours=3))
+    assert cancelled.relation == "first"
+    assert (again.relation, again.development_id) == ("report", 2)
+    # Without turn detection the same names and places would have joined the announcement.
+    plain = Topic(params=ClusterParams(detect_turns=False))
+    plain.arrive(PARADE_ANNOUNCED, T0)
+    assert plain.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))[1].relation == "report"
+
+
+def test_window_expiry_opens_a_new_development() -> None:
+    topic = Topic()
+    topic.arrive(PERU_1, T0)
+    _, inside = topic.arrive(PERU_2, T0 + timedelta(days=2, hours=23))
+    # The development was last seen at the second report: the third comes 3 days and 1 hour on.
+    _, outside = topic.arrive(PERU_3, T0 + timedelta(days=5, hours=23, minutes=1))
+    assert inside.relation == "report"
+    assert outside.relation == "first"
+
+
+def test_window_expiry_also_hides_old_duplicates() -> None:
+    topic = Topic()
+    topic.arrive(PERU_1, T0)
+    _, decision = topic.arrive(copy_with_chrome(PERU_1), T0 + timedelta(days=4))
+    assert decision.relation == "first"
+
+
+def test_window_is_a_parameter() -> None:
+    topic = Topic(params=ClusterParams(window=timedelta(hours=6)))
+    topic.arrive(PERU_1, T0)
+    _, decision = topic.arrive(PERU_2, T0 + timedelta(hours=7))
+    assert decision.relation == "first"
+
+
+def test_no_developments_means_first() -> None:
+    feats = features(*PERU_1, "en")
+    decision = decide(Candidate(feats, T0), [], CorpusStats())
+    assert decision == Decision("first", None, None, 0.0)
+
+
+# --- merges -----------------------------------------------------------------------------------
+
+
+def test_find_merges_joins_a_split_event_but_not_look_alikes() -> None:
+    stats = CorpusStats()
+    for title, text in BACKGROUND:
+        stats.add(features(title, text, "en"))
+    arts = {
+        "peru1": PERU_1,
+        "peru2": PERU_2,
+        "peru3": PERU_3,
+        "japan1": JAPAN_1,
+        "japan2": JAPAN_2,
+    }
+    feats = {k: features(*v, "en") for k, v in arts.items()}
+    for f in feats.values():
+        stats.add(f)
+
+    def dev(dev_id: int, *keys: str) -> DevelopmentView:
+        members = tuple(
+            Member(100 * dev_id + i, feats[k], T0 + timedelta(hours=i)) for i, k in enumerate(keys)
+        )
+        return DevelopmentView(dev_id, members[0].seen, members[-1].seen, members)
+
+    devs = [dev(1, "peru1"), dev(2, "japan1", "japan2"), dev(3, "peru2", "peru3")]
+    assert find_merges(devs, stats) == [(1, 3)]
+
+
+# --- features, statistics, determinism --------------------------------------------------------
+
+
+def test_features_json_round_trip() -> None:
+    feats = features(*PERU_1, "en")
+    text = feats.to_json()
+    again = DocFeatures.from_json(text)
+    assert again == feats
+    assert again.to_json() == text
+    assert json.loads(text)["v"] == feats.version
+    assert containment(again, feats) == 1.0
+
+
+def test_features_capture_names_numbers_and_years() -> None:
+    feats = features(
+        "Jakarta floods: 12 dead",
+        "Heavy rain flooded Jakarta on Monday, killing 12 people, officials said. "
+        "It was the worst flooding since 2020, Governor Pramono Anung said.",
+        "en",
+    )
+    assert {"jakarta", "pramono", "anung"} <= set(feats.names)
+    assert "officials" not in feats.names and "heavy" not in feats.names
+    assert {"12", "2020", "mon"} <= set(feats.facts)
+    assert feats.years == (2020,)
+    assert "flood" in feats.words and "flood" in feats.lead
+
+
+def test_headline_case_titles_do_not_make_every_word_a_name() -> None:
+    feats = features(
+        "Sixers Hire Maurice Cheeks As Head Coach",
+        "The Philadelphia 76ers hired Maurice Cheeks on Thursday. Cheeks played for the team.",
+        "en",
+    )
+    assert {"cheeks", "maurice"} <= set(feats.names)
+    assert "hire" not in feats.names and "coach" not in feats.names
+
+
+def test_empty_article_has_features_and_decides() -> None:
+    feats = features("", "", None)
+    assert feats == DocFeatures.from_json(feats.to_json())
+    topic = Topic()
+    topic.arrive(PERU_1, T0)
+    decision = decide(Candidate(feats, T0), list(topic.developments.values()), topic.stats)
+    assert decision.relation == "first"
+
+
+def test_corpus_stats_round_trip_and_counts() -> None:
+    stats = CorpusStats()
+    peru = features(*PERU_1, "en")
+    stats.add(peru)
+    stats.add(features(*JAPAN_1, "en"))
+    again = CorpusStats.from_json(stats.to_json())
+    assert again.n_docs == 2
+    assert again.df("n:arequipa") == 1
+    assert again.df("w:earthquak") == 2
+    assert again.df("n:nowhere") == 0
+    assert again.to_json() == stats.to_json()
+
+
+def test_decisions_are_deterministic_and_ignore_argument_order() -> None:
+    def run() -> list[Decision]:
+        topic = Topic()
+        out = []
+        for n, art in enumerate([PERU_1, JAPAN_1, PERU_2, JAPAN_2, PERU_3]):
+            out.append(topic.arrive(art, T0 + timedelta(hours=n))[1])
+        return out
+
+    first, second = run(), run()
+    assert first == second
+    assert [d.relation for d in first] == ["first", "first", "report", "report", "report"]
+
+    topic = Topic()
+    for n, art in enumerate([PERU_1, JAPAN_1, PERU_2]):
+        topic.arrive(art, T0 + timedelta(hours=n))
+    feats = features(*JAPAN_2, "en")
+    topic.stats.add(feats)
+    devs = list(topic.developments.values())
+    candidate = Candidate(feats, T0 + timedelta(hours=5))
+    assert decide(candidate, devs, topic.stats) == decide(candidate, devs[::-1], topic.stats)
+
+
+def test_features_are_stable_text_functions() -> None:
+    assert features(*PERU_2, "en") == features(*PERU_2, "en")
+    assert features(*PERU_2, "en").to_json() == features(*PERU_2, None).to_json()
+
+
+def test_reloaded_views_decide_like_grown_ones() -> None:
+    """After a restart the store rebuilds views from stored JSON: same decision."""
+    topic = Topic()
+    for n, art in enumerate([PERU_1, JAPAN_1, PERU_2]):
+        topic.arrive(art, T0 + timedelta(hours=n))
+    reloaded = [
+        DevelopmentView(
+            d.id,
+            d.first_seen,
+            d.last_seen,
+            tuple(
+                Member(m.item_id, DocFeatures.from_json(m.features.to_json()), m.seen, m.guid)
+                for m in d.members
+            ),
+        )
+        for d in topic.developments.values()
+    ]
+    stats = CorpusStats.from_json(topic.stats.to_json())
+    feats = features(*PERU_3, "en")
+    stats.add(feats)
+    topic.stats.add(feats)
+    candidate = Candidate(feats, T0 + timedelta(hours=4))
+    live = decide(candidate, list(topic.developments.values()), topic.stats)
+    assert decide(candidate, reloaded, stats) == live
+    assert live.relation == "report"
+
+
+@pytest.mark.parametrize("language", ["de", "ru", "xx", None])
+def test_other_languages_do_not_fail(language: str | None) -> None:
+    feats = features(
+        "Erdbeben in Peru", "Ein starkes Erdbeben erschütterte Peru am Dienstag.", language
+    )
+    assert "peru" in feats.names
+    cyrillic = features("Землетрясение в Перу", "Сильное землетрясение произошло в Перу.", language)
+    assert cyrillic.words
+
+
+def test_tiny_identical_bodies_are_not_duplicates() -> None:
+    topic = Topic()
+    topic.arrive(("Peru earthquake kills four", "Read more on our website."), T0)
+    _, decision = topic.arrive(
+        ("Fukushima tsunami advisory lifted", "Read more on our website."), T0 + timedelta(hours=1)
+    )
+    assert decision.relation != "duplicate"
+
+
+def test_find_merges_keeps_a_story_and_its_turn_apart() -> None:
+    stats = CorpusStats()
+    for title, text in [*BACKGROUND, PARADE_ANNOUNCED, PARADE_CANCELLED, PARADE_CANCELLED_2]:
+        stats.add(features(title, text, "en"))
+
+    def dev(dev_id: int, *arts: tuple[str, str]) -> DevelopmentView:
+        members = tuple(
+            Member(10 * dev_id + i, features(*a, "en"), T0 + timedelta(hours=i))
+            for i, a in enumerate(arts)
+        )
+        return DevelopmentView(dev_id, members[0].seen, members[-1].seen, members)
+
+    announced = dev(1, PARADE_ANNOUNCED)
+    cancelled = dev(2, PARADE_CANCELLED, PARADE_CANCELLED_2)
+    assert find_merges([announced, cancelled], stats) == []
+    assert find_merges(
+        [announced, cancelled], stats, ClusterParams(detect_turns=False, merge_threshold=0.5)
+    ) == [(1, 2)]
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecbplus-dev.jsonl"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason="shared evaluation data absent")
+def test_ecbplus_replay_beats_the_cosine_baseline() -> None:
+    from bench import developments as bench
+
+    docs = bench.load()
+    gold = {d.index: d.event for d in docs}
+    run = bench.replay(bench.stream(docs, 0), ClusterParams())
+    _, _, f1 = bench.bcubed(run.assigned, gold)
+    assert f1 > 0.88  # the plain TF-IDF cosine baseline reaches about 0.86
+    folded, total = bench.duplicate_share(docs, ClusterParams(), 0)
+    assert folded == total
