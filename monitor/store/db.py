@@ -224,7 +224,7 @@ class Store:
                 matches = poll.matches.get(article.entry.key, ())
                 self._write_matches(item_id, matches, now)
                 assignments.update(self._cluster(item_id, article, matches, now))
-            self._merge_developments({topic for _, topic in assignments}, now)
+            self._merge_developments(assignments, now)
             self._queue_alerts(feed_name, new_ids, poll, now, assignments)
             for entry in poll.updated_entries:
                 self._update_entry(feed_id, entry, now)
@@ -335,11 +335,18 @@ class Store:
 
         return dev.params_for(self.development_windows.get(topic, DEFAULT_WINDOW))
 
-    def _merge_developments(self, topics: set[str], now: datetime) -> None:
+    def _merge_developments(
+        self, assignments: Mapping[tuple[int, str], Assignment], now: datetime
+    ) -> None:
+        """Check whether the developments this poll opened or grew now match another one."""
         from monitor.store import developments as dev
 
-        for topic in sorted(topics):
-            dev.merge_developments(self.conn, topic, self._params(topic), now)
+        touched: dict[str, set[int]] = {}
+        for (_, topic), assigned in assignments.items():
+            if assigned.relation != "duplicate" and assigned.development_id is not None:
+                touched.setdefault(topic, set()).add(assigned.development_id)
+        for topic in sorted(touched):
+            dev.merge_developments(self.conn, topic, self._params(topic), now, touched[topic])
 
     def rebuild_developments(self, topics: Sequence[str], now: datetime) -> dict[str, int]:
         """Give matched items that are in no development of their topic one, silently (rematch).

@@ -181,15 +181,35 @@ def assign(
 
 
 def merge_developments(
-    conn: sqlite3.Connection, topic: str, params: ClusterParams, now: datetime
+    conn: sqlite3.Connection,
+    topic: str,
+    params: ClusterParams,
+    now: datetime,
+    touched: Collection[int] | None = None,
 ) -> list[tuple[int, int]]:
-    """Record merges of the topic's recent developments found to be one event (not rewritten)."""
+    """Record merges of the topic's recent developments found to be one event (not rewritten).
+
+    With `touched`, only pairs involving those developments are compared: after a poll only the
+    developments it opened or grew can have become mergeable, and all pairs would cost O(n²).
+    """
     views = recent_developments(conn, topic, now - params.window)
-    pairs = find_merges(views, StoredDocFreqs(conn), params)
-    for keep, gone in pairs:
+    stats = StoredDocFreqs(conn)
+    if touched is None:
+        pairs = find_merges(views, stats, params)
+    else:
+        pairs = []
+        gone: set[int] = set()
+        for changed in (v for v in views if v.id in touched):
+            for other in views:
+                if other.id == changed.id or other.id in gone or changed.id in gone:
+                    continue
+                found = find_merges([changed, other], stats, params)
+                pairs.extend(found)
+                gone.update(merged for _, merged in found)
+    for keep, merged in pairs:
         conn.execute(
             "UPDATE developments SET merged_into = ?, merged_at = ? WHERE id = ? AND merged_into IS NULL",
-            (keep, utc_iso(now), gone),
+            (keep, utc_iso(now), merged),
         )
     return list(pairs)
 
