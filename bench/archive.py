@@ -220,12 +220,12 @@ VARIANTS = {
         f"FROM {archive.FTS_TABLE} WHERE {archive.FTS_TABLE} MATCH :q "
         f"ORDER BY {archive._BM25} LIMIT 20) " + _TOP_ROWS
     ),
-    # Relevance among the last 30 days only: item ids grow with time, so a rowid bound lets
+    # Relevance among the last 30 days only: item ids grow with time, so a rowid bound (looked
+    # up first, passed as a value: FTS5 only takes a plain value as a rowid constraint) lets
     # FTS5 skip older doclist entries instead of scoring them.
     "rank, last 30 days": (
         f"WITH top AS (SELECT rowid, row_number() OVER (ORDER BY {archive._BM25}) AS n "
-        f"FROM {archive.FTS_TABLE} WHERE {archive.FTS_TABLE} MATCH :q AND rowid >= "
-        "(SELECT coalesce(min(id), 0) FROM items WHERE fetched >= :since) "
+        f"FROM {archive.FTS_TABLE} WHERE {archive.FTS_TABLE} MATCH :q AND rowid >= :first "
         f"ORDER BY {archive._BM25} LIMIT 20) " + _TOP_ROWS
     ),
     # Newest first: FTS5 walks doclists from the end and stops after 20 hits.
@@ -243,8 +243,13 @@ def search_variant(store: Store, sql: str, query: str, since: str) -> list[tuple
     from monitor.match.query import compile_query
 
     compiled = compile_query(query)
+    # The first item of the window, through the `fetched` index (min(id) would scan the table).
+    row = store.conn.execute(
+        "SELECT id FROM items WHERE fetched >= ? ORDER BY fetched LIMIT 1", (since,)
+    ).fetchone()
+    first = row[0] if row else 0
     out = []
-    for rowid, title, text in store.conn.execute(sql, {"q": compiled.fts, "since": since}):
+    for rowid, title, text in store.conn.execute(sql, {"q": compiled.fts, "first": first}):
         hl = highlight(compiled.phrases, Field(str(title or "")), Field(str(text or "")))
         out.append((int(rowid), hl.snippet))
     return out

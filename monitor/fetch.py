@@ -201,6 +201,10 @@ class Fetcher:
             retry_after=parse_retry_after(response.headers.get("retry-after"), self.clock.now()),
         )
         if status == 304:
+            # Read the (empty) body to its end so the connection goes back to the pool: an
+            # unread 304 makes httpcore close it, and every poll would open a new connection.
+            with contextlib.suppress(httpx.HTTPError, _TooLarge):  # then it just closes
+                await _read_body(response, 64 * 1024)
             return replace(base, status=FetchStatus.NOT_MODIFIED)
         if status == 410:
             message = "HTTP 410 Gone: the publisher has removed it"

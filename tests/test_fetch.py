@@ -38,7 +38,7 @@ def test_conditional_headers_are_sent_and_304_is_not_modified() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(304)
+        return respond(304, b"")
 
     result = fetch(handler, etag='"abc"', last_modified="Sun, 01 Mar 2026 10:00:00 GMT")
     assert result.status is FetchStatus.NOT_MODIFIED
