@@ -2,7 +2,8 @@
 
     schedule  is the feed due? (pure: monitor.schedule.skip_reason)
     fetch     conditional GET of the feed (monitor.fetch)           -> FetchResult
-    parse     feedparser on the fetched bytes (monitor.parse)       -> ParsedFeed
+    parse     feedparser on the fetched bytes, in the process pool -> ParsedFeed
+              (monitor.parse; skipped when the body is unchanged)
     identify  which entries are new / updated / already known       (pure: monitor.identify)
     extract   fetch each new article page, extract text + metadata  -> Article
               (trafilatura in a process pool, so the event loop never stalls)
@@ -120,7 +121,8 @@ class Coalesced(Generic[A, R]):
 
 
 class Extractor:
-    """Runs trafilatura off the event loop: a process pool, or threads when workers == 0."""
+    """Runs the CPU-heavy stages off the event loop (trafilatura, feedparser, language id,
+    clustering features): a process pool, so both cores work; threads when workers == 0."""
 
     def __init__(self, workers: int | None = None) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
@@ -139,6 +141,16 @@ class Extractor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, features_json, title, text, language)
 
+    async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed | HtmlPage:
+        """feedparser is pure Python: on the pool it uses the other core, not the event loop's."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, _parse, body, url, content_type)
+
+    async def languages(self, texts: list[str]) -> list[str | None]:
+        """The language of each text, in one trip to the pool (a poll's feed-text entries)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, detect_languages, texts)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -146,6 +158,15 @@ class Extractor:
 def features_json(title: str, text: str, language: str | None) -> str:
     """The clustering features of an article, serialised (runs in a worker process)."""
     return cluster_features(title, text, language).to_json()
+
+
+def _parse(body: bytes, url: str, content_type: str | None) -> ParsedFeed | HtmlPage:
+    return parse_feed(body, url=url, content_type=content_type)
+
+
+def detect_languages(texts: list[str]) -> list[str | None]:
+    """Languages of many texts (runs in a worker process)."""
+    return [detect_language(text) for text in texts]
 
 
 def development_windows(config: Config) -> dict[str, timedelta]:
@@ -380,6 +401,7 @@ class Pipeline:
                 for e in new[cap:]
             ),
         ]
+        articles = await self._with_languages(articles)
         matches = await asyncio.to_thread(
             self.matcher.match,
             [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles],
@@ -413,9 +435,7 @@ class Pipeline:
         self, feed: Feed, result: FetchResult, url: str
     ) -> tuple[ParsedFeed, FetchResult, str | None]:
         """Parse the body; when it is an HTML page, fetch the feed it links to and say so."""
-        parsed = await asyncio.to_thread(
-            parse_feed, result.body, url=result.final_url, content_type=result.content_type
-        )
+        parsed = await self.extractor.parse(result.body, result.final_url, result.content_type)
         if not isinstance(parsed, HtmlPage):
             return parsed, result, (url if url != feed.url else None)
         discovered = parsed.alternates[0]
@@ -425,9 +445,7 @@ class Pipeline:
         )
         if result.status is not FetchStatus.OK:
             raise FeedParseError(f"discovered feed {discovered}: {result.error or result.status}")
-        found = await asyncio.to_thread(
-            parse_feed, result.body, url=result.final_url, content_type=result.content_type
-        )
+        found = await self.extractor.parse(result.body, result.final_url, result.content_type)
         if isinstance(found, HtmlPage):
             raise FeedParseError(f"{discovered} (linked from the page) is not a feed either")
         return replace(found, discovered_url=discovered), result, discovered
@@ -469,6 +487,7 @@ class Pipeline:
         )
 
     def _from_feed(self, entry: FeedEntry, error: str | None) -> Article:
+        """The feed's own text; its language is detected by _with_languages, for a poll at once."""
         return Article(
             entry=entry,
             title=entry.title,
@@ -477,10 +496,22 @@ class Pipeline:
             author=entry.author,
             published=entry.published,
             site_name=None,
-            language=detect_language(f"{entry.title}\n{entry.summary}"),
+            language=None,
             page_url=None,
             extract_error=error,
         )
+
+    async def _with_languages(self, articles: list[Article]) -> list[Article]:
+        """Detect the language of the feed-text articles in one trip to the pool."""
+        todo = [i for i, a in enumerate(articles) if a.text_source == "feed"]
+        if not todo:
+            return articles
+        texts = [f"{articles[i].entry.title}\n{articles[i].entry.summary}" for i in todo]
+        found = await self.extractor.languages(texts)
+        out = list(articles)
+        for i, language in zip(todo, found, strict=True):
+            out[i] = replace(out[i], language=language)
+        return out
 
 
 FUTURE_TOLERANCE = timedelta(days=1)  # clock skew and time zones written wrongly

@@ -45,18 +45,18 @@ Relation = Literal["first", "report", "duplicate"]
 
 # Fitted by ``bench/developments.py --fit`` on all ECB+ topics (see its output and README).
 DEFAULT_BIAS = 0.544
-DEFAULT_COEFS = (
-    0.667,
-    0.696,
-    2.625,
-    6.408,
-    2.475,
-    -2.359,
-    -1.59,
-    -1.946,
-    -1.389,
-    -1.312,
-    2.173,
+DEFAULT_COEFS = (  # in the order of FEATURE_NAMES
+    0.667,  # cos_words
+    0.696,  # cos_lead
+    2.625,  # cos_names
+    6.408,  # cos_facts
+    2.475,  # max_member
+    -2.359,  # names_novel
+    -1.59,  # dev_top_missing
+    -1.946,  # core_missing
+    -1.389,  # year_conflict
+    -1.312,  # log_size
+    2.173,  # doc_short
 )
 assert len(DEFAULT_COEFS) == len(FEATURE_NAMES)
 
