@@ -9,7 +9,8 @@ per request (this process, every thread; best round) and requests/s.
 
     fetcher        monitor.fetch.Fetcher.fetch, as the pipeline calls it
     fetcher+drain  the same, reading the (empty) 304 body before closing the response, so
-                   httpcore keeps the connection alive (without it every 304 costs a new one)
+                   httpcore keeps the connection alive (without it every 304 costs a new one;
+                   fetch.py has done this itself since, so both lines now measure the same)
     h11-fetcher    the Fetcher with the prototype fast path of bench/h11_fetcher.py
     httpx          httpx.AsyncClient.get (reads the body), same limits
     httpcore       httpcore.AsyncConnectionPool.request, same limits
