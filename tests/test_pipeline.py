@@ -3,73 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.pipeline import Pipeline, PollOutcome
 from monitor.schedule import FeedStatus, Skip
 from monitor.service import open_pipeline
-from monitor.store import Store
+from tests import pipeline_helpers
 from tests.newsroom import Delay, Entry, Newsroom, Oversized, Redirect, Status, Times
-
-T = TypeVar("T")
-START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests.pipeline_helpers import START, feed_state, one_pass, run, stored_items
 
 
 def make_config(tmp_path: Path, feeds: list[tuple[str, str]], extra: str = "") -> Config:
-    lines = [
-        "database: ../state/monitor.db",
-        "workers: 0",
-        "defaults: {timeout: 2s, interval: 10m}",
-    ]
-    lines.append("feeds:")
-    for name, url in feeds:
-        lines += [f"  - name: {name}", f"    url: {url}"]
-    path = tmp_path / "config" / "monitor.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
-    return load_config(path)
-
-
-def run(
-    config: Config,
-    clock: FakeClock,
-    action: Callable[[Pipeline], Coroutine[Any, Any, T]],
-) -> T:
-    async def go() -> T:
-        async with open_pipeline(config, clock=clock, workers=0) as pipeline:
-            return await action(pipeline)
-
-    return asyncio.run(go())
+    return pipeline_helpers.make_config(tmp_path, feeds, timeout="2s", extra=extra)
 
 
 def once(config: Config, clock: FakeClock) -> dict[str, PollOutcome]:
-    async def action(p: Pipeline) -> list[PollOutcome]:
-        return await p.run_once(config.feeds)
-
-    return {o.feed: o for o in run(config, clock, action)}
+    return one_pass(config, clock)
 
 
 def items(config: Config) -> list[dict[str, Any]]:
-    store = Store.open(config.database, create=False)
-    try:
-        return store.recent_items(limit=1000)
-    finally:
-        store.close()
-
-
-def feed_state(config: Config, name: str) -> Any:
-    store = Store.open(config.database, create=False)
-    try:
-        return store.feed_state(name)
-    finally:
-        store.close()
+    return stored_items(config)
 
 
 def test_first_pass_stores_articles_second_pass_is_conditional(

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.clock import FakeClock
-from tests.faults._harness import START, warm_up
 from tests.newsroom import Newsroom
+from tests.pipeline_helpers import START, warm_up
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from monitor.clock import FakeClock
 from monitor.fetch import Fetcher
 from monitor.netguard import NetGuard
 from monitor.records import FetchResult, FetchStatus
-from tests.faults._harness import START, feed_state, make_config, one_pass, stored_items
 from tests.newsroom import Entry, Newsroom, Redirect
+from tests.pipeline_helpers import START, feed_state, make_config, one_pass, stored_items
 
 FEED = "http://news.example/feed.xml"
 

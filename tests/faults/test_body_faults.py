@@ -18,16 +18,6 @@ from monitor.clock import FakeClock
 from monitor.config import Config
 from monitor.pipeline import PollOutcome
 from monitor.schedule import FeedStatus
-from tests.faults._harness import (
-    START,
-    Peak,
-    feed_row,
-    feed_state,
-    make_config,
-    measure_peak,
-    one_pass,
-    stored_items,
-)
 from tests.newsroom import (
     XXE_PROBE_PATH,
     Entry,
@@ -37,6 +27,16 @@ from tests.newsroom import (
     Newsroom,
     Oversized,
     Transcode,
+)
+from tests.pipeline_helpers import (
+    START,
+    Peak,
+    feed_row,
+    feed_state,
+    make_config,
+    measure_peak,
+    one_pass,
+    stored_items,
 )
 
 INTERVAL = timedelta(minutes=10)

@@ -14,7 +14,8 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.schedule import FeedStatus
-from tests.faults._harness import (
+from tests.newsroom import Newsroom
+from tests.pipeline_helpers import (
     START,
     FeedSpec,
     feed_state,
@@ -23,7 +24,6 @@ from tests.faults._harness import (
     one_pass,
     stored_items,
 )
-from tests.newsroom import Newsroom
 
 MB = 10**6
 ENTRIES = 20_000

@@ -17,7 +17,6 @@ from monitor.clock import FakeClock
 from monitor.config import Config
 from monitor.pipeline import PollOutcome
 from monitor.schedule import FeedStatus, Skip
-from tests.faults._harness import START, feed_state, make_config, one_pass, stored_items
 from tests.newsroom import (
     UNRESOLVABLE_URL,
     CloseMidBody,
@@ -31,6 +30,7 @@ from tests.newsroom import (
     Status,
     unused_port_url,
 )
+from tests.pipeline_helpers import START, feed_state, make_config, one_pass, stored_items
 
 INTERVAL = timedelta(minutes=10)
 

@@ -22,8 +22,8 @@ from monitor.fetch import Fetcher, FetchRefused
 from monitor.netguard import AddressKind, NetGuard, classify
 from monitor.pipeline import Pipeline, PollOutcome
 from monitor.records import FetchResult, FetchStatus
-from tests.faults._harness import START, make_config, run, stored_items
 from tests.newsroom import Newsroom, Redirect, make_story, story_entry
+from tests.pipeline_helpers import START, make_config, run, stored_items
 
 FEED = "http://news.example/feed.xml"
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the fault tests: a config on disk, one pass, the stored feed state."""
+"""Shared helpers for pipeline tests: a config on disk, one pass, the stored feed state and items."""
 
 from __future__ import annotations
 
