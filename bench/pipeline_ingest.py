@@ -187,13 +187,15 @@ class IngestResult:
     matches: int
     developments: int
     alerts: int
+    writer_cpu: float  # CPU seconds of the writer thread (store, cluster, alerts) during the pass
+    cache: str  # what the writer's clustering memory held at the end
 
 
 def ingest(config: Config, workers: int | None, profile: Path | None) -> IngestResult:
     meter = Meter()
     title = f"news-monitor, ingest pass ({len(config.feeds)} feeds)"
     with profiled(profile, title), meter.span() as whole:
-        outcomes, polled = asyncio.run(_ingest(config, workers, meter))
+        outcomes, polled, writer_cpu, cache = asyncio.run(_ingest(config, workers, meter))
     usage = Usage(polled.wall, polled.cpu_self, whole[0].cpu_children)
     store = Store.open(config.database, create=False)
     try:
@@ -205,14 +207,32 @@ def ingest(config: Config, workers: int | None, profile: Path | None) -> IngestR
         store.close()
     statuses = Counter(o.status for o in outcomes)
     new = sum(o.new for o in outcomes)
-    return IngestResult(usage, new, statuses, sources, *counts)
+    matches, developments, alerts = counts
+    return IngestResult(
+        usage, new, statuses, sources, matches, developments, alerts, writer_cpu, cache
+    )
 
 
-async def _ingest(config: Config, workers: int | None, meter: Meter) -> tuple[list[Any], Usage]:
+async def _ingest(
+    config: Config, workers: int | None, meter: Meter
+) -> tuple[list[Any], Usage, float, str]:
     async with open_pipeline(config, workers=workers) as pipeline:
+        # The writer thread's own CPU clock, read on that thread before and after the pass.
+        writer_start = await pipeline.writer.call(time.thread_time)
         with meter.span() as got:
             outcomes = await pipeline.run_once(config.feeds)
-    return outcomes, got[0]
+        writer_cpu = await pipeline.writer.call(time.thread_time) - writer_start
+        cache = pipeline.writer.store.cluster_cache()
+        held = "off"
+        if cache is not None:
+            kept = cache.held()
+            held = (
+                f"{cache.loads} topic loads; holds {kept['topics']} topics, "
+                f"{kept['live_items']} + {kept['spare_items']} items' features "
+                f"(~{(kept['live_bytes'] + kept['spare_bytes']) / 2**20:.0f} MB), "
+                f"{kept['terms']} document frequencies"
+            )
+    return outcomes, got[0], writer_cpu, held
 
 
 def _extract_alone(html: bytes) -> float:
@@ -297,6 +317,11 @@ def report(result: IngestResult) -> None:
         f"end to end: {result.new} articles in {u.wall:.2f}s = {result.new / u.wall:.1f} articles/s"
         f"  (CPU: main {u.cpu_self:.2f}s, extraction workers {u.cpu_children:.2f}s; "
         f"{1000 * u.cpu / max(result.new, 1):.1f} ms CPU per article)"
+    )
+    print(
+        f"  writer thread: {result.writer_cpu:.2f}s CPU = "
+        f"{1000 * result.writer_cpu / max(result.new, 1):.1f} ms per article; "
+        f"clustering memory: {result.cache}"
     )
     print(
         f"  feeds {dict(result.statuses)}; text from {dict(result.sources)}; "

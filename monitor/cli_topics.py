@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -70,7 +71,7 @@ def hit_json(hit: archive.SearchHit) -> dict[str, Any]:
         "published": utc_iso(hit.published),
         "fetched": utc_iso(hit.fetched),
         "language": hit.language,
-        "score": round(hit.score, 4),
+        "score": round(hit.score, 4) if hit.score is not None else None,  # None: newest first
         "terms": list(hit.terms),
         "snippet": hit.snippet,
     }
@@ -98,6 +99,7 @@ def run_search(
     limit: int | None,
     topic: str | None = None,
     languages: tuple[str, ...] | None = None,
+    sort: archive.Sort = "relevance",
 ) -> list[archive.SearchHit]:
     try:
         compile_query(query)
@@ -111,8 +113,14 @@ def run_search(
             limit=limit,
             topic=topic,
             languages=languages,
+            sort=sort,
             now=SystemClock().now(),
         )
+
+
+class SearchOrder(StrEnum):
+    newest = "newest"
+    relevance = "relevance"
 
 
 @app.command()
@@ -125,9 +133,16 @@ def search(
         str | None, typer.Option(help="Only items first seen this recently, e.g. 7d.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many results.")] = 20,
+    sort: Annotated[
+        SearchOrder,
+        typer.Option(
+            help="newest: the most recently stored first (fast at any archive size); "
+            "relevance: best bm25 score first (scores every hit: add --since on a large archive)."
+        ),
+    ] = SearchOrder.newest,
     as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
 ) -> None:
-    """Search stored items, ranked by relevance, with highlighted snippets.
+    """Search stored items, newest first (or --sort relevance), with highlighted snippets.
 
     The query language is the one topics use: AND, OR, NOT, parentheses, "exact phrases",
     prefix*, NEAR(a b, 10), title: field filter.
@@ -135,7 +150,9 @@ def search(
     config = get_config()
     if topic is not None:
         find_topic(config, topic)
-    hits = run_search(config, query, since=since_option(since), limit=limit, topic=topic)
+    hits = run_search(
+        config, query, since=since_option(since), limit=limit, topic=topic, sort=sort.value
+    )
     if as_json:
         print_json([hit_json(h) for h in hits])
         return

@@ -214,8 +214,9 @@ def drop_text_batch(
     marks = ",".join("?" * len(ids))
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # Out of the history index first: the index entry is recomputed from the text.
+        archive.delete_items(conn, ids)
         conn.execute(f"UPDATE items SET text = '', summary = '' WHERE id IN ({marks})", ids)
-        conn.execute(f"DELETE FROM {archive.FTS_TABLE} WHERE rowid IN ({marks})", ids)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,19 +1,23 @@
-"""The history index: an FTS5 table over the normalised text of every stored item.
+"""The history index: a contentless FTS5 table over the normalised text of every stored item.
 
-``items_fts(title, body, language UNINDEXED)`` with rowid = ``items.id``. Queries are compiled
-exactly as for live matching (same normaliser, same FTS5 query), so a topic means the same thing
-in search, ``topics test`` and ``rematch`` as when articles arrive. Snippets are made from the
-original ``items.title`` / ``items.text``. Functions here never commit: the caller owns the
-transaction.
+``items_fts(title, body)`` with rowid = ``items.id``, ``content=''``: it holds the index only;
+titles, text and snippets are read from ``items``. Deleting from it (SQLite < 3.43) needs the
+values it indexed, which are recomputed from ``items``: so an item leaves the index BEFORE its
+row's title or text change (``delete_items``) and is indexed again after (``index_stored``).
+Queries are compiled exactly as for live matching (same normaliser, same FTS5 query), so a
+topic means the same thing in search, ``topics test`` and ``rematch`` as when articles arrive;
+a change to the normaliser needs ``reindex(rebuild=True)``. Functions here never commit: the
+caller owns the transaction.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from monitor.match.highlight import Field, highlight
 from monitor.match.normalise import FTS5_TOKENIZE, normalise_tokens, tokenize
@@ -28,7 +32,14 @@ from monitor.match.query import CompiledQuery, compile_query
 from monitor.records import TopicMatch
 
 FTS_TABLE = "items_fts"
-_BM25 = f"bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0, 0.0)"
+_BM25 = f"bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0)"
+# SQLite 3.43 added contentless_delete=1: a contentless table whose rows can be deleted by rowid.
+CONTENTLESS_DELETE_SINCE = (3, 43, 0)
+_INSERT = f"INSERT INTO {FTS_TABLE}(rowid, title, body) VALUES (?, ?, ?)"
+_DELETE_COMMAND = (
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, body) VALUES ('delete', ?, ?, ?)"
+)
+_BATCH = 500  # ids per statement (well under SQLite's bound-parameter limit)
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class SearchHit:
     title_highlighted: str  # title with hits wrapped in **...**
     snippet: str  # original text around the hits, hits wrapped in **...**
     terms: tuple[str, ...]  # query terms that hit, as written
-    score: float  # -bm25: higher is more relevant
+    score: float | None  # -bm25: higher is more relevant; None in newest-first order
     url: str | None
     published: datetime | None
     fetched: datetime | None
@@ -60,12 +71,55 @@ class TopicCounts:
     total: int
 
 
+def index_ddl(version: tuple[int, ...]) -> str:
+    """The history index for this SQLite: contentless (the text lives in ``items`` only).
+
+    On SQLite >= 3.43 rows can then be deleted by rowid (``contentless_delete=1``); before that
+    a delete must repeat the indexed values (``delete_items`` does either). A table made with
+    ``contentless_delete=1`` cannot be opened by an older SQLite.
+    """
+    options = "content=''"
+    if version >= CONTENTLESS_DELETE_SINCE:
+        options += ", contentless_delete=1"
+    return (
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+        f'title, body, {options}, tokenize="{FTS5_TOKENIZE}")'
+    )
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the history index if missing (items and matches belong to the store)."""
-    conn.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-        f'title, body, language UNINDEXED, tokenize="{FTS5_TOKENIZE}")'
-    )
+    conn.execute(index_ddl(library_version(conn)))
+
+
+def library_version(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """The SQLite library this connection runs on (not necessarily the stdlib module's)."""
+    version = str(conn.execute("SELECT sqlite_version()").fetchone()[0])
+    return tuple(int(part) for part in version.split("."))
+
+
+def _index_sql(conn: sqlite3.Connection, table: str = FTS_TABLE) -> str | None:
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def _compact(sql: str) -> str:
+    return "".join(sql.split()).lower()
+
+
+def is_contentless(conn: sqlite3.Connection) -> bool:
+    sql = _index_sql(conn)
+    return sql is not None and "content=''" in _compact(sql)
+
+
+def _deletes_by_rowid(conn: sqlite3.Connection) -> bool:
+    sql = _index_sql(conn)
+    return sql is not None and "contentless_delete=1" in _compact(sql)
+
+
+def index_values(title: str | None, text: str | None) -> tuple[str, str]:
+    """What the index holds for an item: its normalised title and text."""
+    return normalise_tokens(tokenize(title or "")), normalise_tokens(tokenize(text or ""))
 
 
 def index_item(
@@ -73,36 +127,111 @@ def index_item(
     item_id: int,
     title: str | None,
     text: str | None,
-    language: str | None,
+    language: str | None = None,
 ) -> None:
-    """Add or replace one item in the history index."""
-    conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (item_id,))
-    conn.execute(
-        f"INSERT INTO {FTS_TABLE}(rowid, title, body, language) VALUES (?, ?, ?, ?)",
-        (
-            item_id,
-            normalise_tokens(tokenize(title or "")),
-            normalise_tokens(tokenize(text or "")),
-            normalise_language(language) if language else None,
-        ),
-    )
+    """Add one item to the history index, replacing its entry if it has one.
+
+    Replacing removes the entry made from the values ``items`` holds now, so change the
+    ``items`` row after this call, or call ``delete_items`` before changing it. ``language`` is
+    not indexed (the language filter reads ``items.language``); kept for callers.
+    """
+    del language
+    delete_items(conn, [item_id])
+    conn.execute(_INSERT, (item_id, *index_values(title, text)))
 
 
-def delete_item(conn: sqlite3.Connection, item_id: int) -> None:
-    conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (item_id,))
+def delete_items(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[int]:
+    """Remove items from the history index; returns the ids that were in it.
+
+    Call it BEFORE changing or emptying the ``items`` rows: without ``contentless_delete``
+    (SQLite < 3.43) FTS5 must be told the values it indexed, which are recomputed from
+    ``items``; other values would leave stale terms pointing at the item.
+    """
+    by_rowid: bool | None = None  # looked up once something is to be deleted
+    removed: list[int] = []
+    for start in range(0, len(item_ids), _BATCH):
+        batch = list(item_ids[start : start + _BATCH])
+        marks = ", ".join("?" * len(batch))
+        present = [
+            int(r[0])
+            for r in conn.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({marks})", batch)
+        ]
+        if not present:
+            continue
+        marks = ", ".join("?" * len(present))
+        if by_rowid is None:
+            by_rowid = _deletes_by_rowid(conn)
+        if by_rowid:
+            conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({marks})", present)
+        else:
+            rows = conn.execute(
+                f"SELECT id, title, text FROM items WHERE id IN ({marks})", present
+            ).fetchall()
+            conn.executemany(
+                _DELETE_COMMAND,
+                ((int(i), *index_values(str(t or ""), str(x or ""))) for i, t, x in rows),
+            )
+        removed += present
+    return removed
+
+
+def delete_item(conn: sqlite3.Connection, item_id: int) -> bool:
+    """Remove one item from the history index (see ``delete_items``); whether it was in it."""
+    return bool(delete_items(conn, [item_id]))
+
+
+def index_stored(conn: sqlite3.Connection, item_ids: Sequence[int]) -> None:
+    """(Re-)index items from what ``items`` holds now (after ``delete_items`` and an update)."""
+    for start in range(0, len(item_ids), _BATCH):
+        batch = list(item_ids[start : start + _BATCH])
+        marks = ", ".join("?" * len(batch))
+        rows = conn.execute(
+            f"SELECT id, title, text FROM items WHERE id IN ({marks})", batch
+        ).fetchall()
+        for item_id, title, text in rows:
+            index_item(conn, int(item_id), str(title or ""), str(text or ""))
+
+
+def _index_all(conn: sqlite3.Connection, where: str) -> int:
+    """Index the items selected by ``where`` (in id order, streamed); returns how many."""
+    count = 0
+    rows = conn.execute(f"SELECT id, title, text FROM items WHERE {where} ORDER BY id")
+    while chunk := rows.fetchmany(_BATCH):
+        conn.executemany(
+            _INSERT, [(int(i), *index_values(str(t or ""), str(x or ""))) for i, t, x in chunk]
+        )
+        count += len(chunk)
+    return count
 
 
 def reindex(conn: sqlite3.Connection, *, rebuild: bool = False) -> int:
     """Index items missing from the index (all items with ``rebuild``); returns how many."""
     if rebuild:
-        conn.execute(f"DELETE FROM {FTS_TABLE}")
-    rows = conn.execute(
-        f"SELECT id, title, text, language FROM items "
-        f"WHERE id NOT IN (SELECT rowid FROM {FTS_TABLE})"
-    ).fetchall()
-    for item_id, title, text, language in rows:
-        index_item(conn, item_id, title, text, language)
-    return len(rows)
+        # Contentless tables cannot 'rebuild'; 'delete-all' empties them.
+        conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+        return _index_all(conn, "1")
+    return _index_all(conn, f"id NOT IN (SELECT rowid FROM {FTS_TABLE})")
+
+
+def make_contentless(conn: sqlite3.Connection) -> int:
+    """Schema step: replace a history index that stores its own copy of the text.
+
+    The new index is built from ``items`` (the values ``delete_items`` will recompute), for
+    the items the old index held (items whose text retention dropped stay out). Returns how
+    many items it indexed; 0 when the index is already contentless.
+    """
+    if is_contentless(conn):
+        return 0
+    old = f"{FTS_TABLE}_stored"
+    had_index = _index_sql(conn) is not None
+    if had_index:
+        conn.execute(f"ALTER TABLE {FTS_TABLE} RENAME TO {old}")
+    ensure_schema(conn)
+    if not had_index:
+        return 0
+    count = _index_all(conn, f"id IN (SELECT rowid FROM {old})")
+    conn.execute(f"DROP TABLE {old}")
+    return count
 
 
 def format_ts(moment: datetime) -> str:
@@ -128,11 +257,66 @@ def _cutoff(since: datetime | timedelta | None, now: datetime) -> str | None:
     return format_ts(now - since if isinstance(since, timedelta) else since)
 
 
-_SELECT = (
-    f"SELECT f.rowid, {_BM25} AS rank, i.title, i.text, i.url, i.published, i.fetched, "
-    f"i.language FROM {FTS_TABLE} AS f JOIN items AS i ON i.id = f.rowid "
-    f"WHERE {FTS_TABLE} MATCH ?"
-)
+Sort = Literal["newest", "relevance"]
+SORTS: tuple[Sort, ...] = ("newest", "relevance")
+_ORDER: dict[Sort, tuple[str, ...]] = {"newest": ("id DESC",), "relevance": ("score", "id DESC")}
+_Row = tuple[Any, ...]  # id, bm25, title, text, url, published, fetched, language
+
+
+@dataclass(frozen=True)
+class _Filter:
+    cutoff: str | None  # items fetched at or after this stored timestamp
+    first_id: int | None  # the lowest item id with fetched >= cutoff: a rowid bound for FTS5
+    topic: str | None
+    languages: tuple[str, ...] | None
+
+    def keep(self, row: _Row) -> bool:
+        """The exact checks on an item row (the rowid bound only narrows what FTS5 reads)."""
+        fetched, language = row[6], row[7]
+        if self.cutoff is not None and (fetched is None or str(fetched) < self.cutoff):
+            return False
+        if self.languages is None:
+            return True
+        return bool(language) and normalise_language(str(language)) in self.languages
+
+
+def _filter(
+    conn: sqlite3.Connection,
+    cutoff: str | None,
+    topic: str | None,
+    languages: tuple[str, ...] | None,
+) -> _Filter | None:
+    """The search filter; None when no item can pass it (nothing fetched since the cutoff)."""
+    first = None
+    if cutoff is not None:
+        # min(id), not the first by time, in case clocks stepped back. `+id`: through the
+        # `fetched` index (plain min(id) walks the table in id order until a row qualifies).
+        row = conn.execute("SELECT min(+id) FROM items WHERE fetched >= ?", (cutoff,)).fetchone()
+        first = row[0]
+        if first is None:
+            return None
+    return _Filter(cutoff, first, topic, languages)
+
+
+def _hits_sql(sort: Sort, f: _Filter, limited: bool) -> str:
+    """Rank or order inside the index, then read only the page of item rows."""
+    where = [f"{FTS_TABLE} MATCH :q"]
+    if f.first_id is not None:
+        where.append("rowid >= :first")
+    if f.topic is not None:
+        where.append("rowid IN (SELECT item_id FROM matches WHERE topic = :topic)")
+    # bm25 needs each phrase's document count, a pass over its whole doclist: newest-first
+    # would no longer stop at the page, so it has no score.
+    score = _BM25 if sort == "relevance" else "NULL"
+    page = (
+        f"SELECT rowid AS id, {score} AS score FROM {FTS_TABLE} "
+        f"WHERE {' AND '.join(where)} ORDER BY {', '.join(_ORDER[sort])}"
+    ) + (" LIMIT :n" if limited else "")
+    return (
+        f"WITH hit AS ({page}) SELECT hit.id, hit.score, i.title, i.text, i.url, i.published, "
+        f"i.fetched, i.language FROM hit JOIN items AS i ON i.id = hit.id "
+        f"ORDER BY {', '.join('hit.' + part for part in _ORDER[sort])}"
+    )
 
 
 def _rows(
@@ -143,24 +327,22 @@ def _rows(
     topic: str | None,
     languages: tuple[str, ...] | None,
     limit: int | None,
-) -> Iterator[tuple[object, ...]]:
-    sql = _SELECT
-    params: list[str | int] = [compiled.fts]
-    if since is not None:
-        sql += " AND i.fetched >= ?"
-        params.append(since)
-    if topic is not None:
-        sql += " AND f.rowid IN (SELECT item_id FROM matches WHERE topic = ?)"
-        params.append(topic)
-    if languages is not None:
-        # index_item stores normalised codes ('en'), as the percolator compares them
-        sql += f" AND f.language IN ({', '.join('?' * len(languages))})"
-        params.extend(languages)
-    sql += " ORDER BY rank"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    yield from conn.execute(sql, params)
+    sort: Sort,
+) -> list[_Row]:
+    f = _filter(conn, since, topic, languages)
+    if f is None:
+        return []
+    params: dict[str, object] = {"q": compiled.fts, "first": f.first_id, "topic": topic}
+    if limit is None:
+        return [r for r in conn.execute(_hits_sql(sort, f, limited=False), params) if f.keep(r)]
+    # Rows the exact checks drop (other languages; clock steps) are refilled from a larger page.
+    wanted = limit if since is None and languages is None else 2 * limit
+    while True:
+        rows = conn.execute(_hits_sql(sort, f, limited=True), {**params, "n": wanted}).fetchall()
+        kept = [r for r in rows if f.keep(r)]
+        if len(kept) >= limit or len(rows) < wanted:
+            return kept[:limit]
+        wanted *= 4
 
 
 def search(
@@ -171,15 +353,22 @@ def search(
     limit: int | None = 20,
     topic: str | None = None,
     languages: Sequence[str] | None = None,
+    sort: Sort = "newest",
     now: datetime,
 ) -> list[SearchHit]:
-    """Stored items matching ``query``, most relevant first, with highlighted snippets.
+    """Stored items matching ``query`` with highlighted snippets, newest first or most relevant.
 
-    ``since``: items first seen (``fetched``) at or after this moment, or within this long before
-    ``now``. ``topic``: only items recorded in ``matches`` for that topic. ``languages``: only
-    items in these languages (as a topic's ``languages:``). ``limit=None``: all.
+    ``sort="newest"``: the most recently stored first (FTS5 walks the index backwards and stops
+    at ``limit``: flat in the archive's size), without scores (``score`` is None).
+    ``"relevance"``: by bm25 (title weighs ``TITLE_WEIGHT``), which scores every hit; ``since``
+    bounds that work. ``since``: items
+    first seen (``fetched``) at or after this moment, or within this long before ``now``.
+    ``topic``: only items recorded in ``matches`` for that topic. ``languages``: only items in
+    these languages (as a topic's ``languages:``). ``limit=None``: all.
     Raises QueryError for a bad query.
     """
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     compiled = compile_query(query)
     hits = []
     for row in _rows(
@@ -189,18 +378,19 @@ def search(
         topic=topic,
         languages=normalise_languages(languages),
         limit=limit,
+        sort=sort,
     ):
-        item_id, rank, title, text, url, published, fetched, language = row
+        item_id, score, title, text, url, published, fetched, language = row
         title_s, text_s = str(title or ""), str(text or "")
         hl = highlight(compiled.phrases, Field(title_s), Field(text_s))
         hits.append(
             SearchHit(
-                item_id=int(str(item_id)),
+                item_id=int(item_id),
                 title=title_s,
                 title_highlighted=hl.title,
                 snippet=hl.snippet,
                 terms=hl.terms,
-                score=-float(str(rank)),
+                score=-float(score) if score is not None else None,
                 url=str(url) if url is not None else None,
                 published=_parse_ts(str(published) if published else None),
                 fetched=_parse_ts(str(fetched) if fetched else None),
@@ -221,13 +411,17 @@ def match_topic(
     compiled, languages = compile_topic(spec)
     out = []
     for row in _rows(
-        conn, compiled, since=_cutoff(since, now), topic=None, languages=languages, limit=None
+        conn,
+        compiled,
+        since=_cutoff(since, now),
+        topic=None,
+        languages=languages,
+        limit=None,
+        sort="relevance",
     ):
-        item_id, rank, title, text = row[:4]
+        item_id, score, title, text = row[:4]
         hl = highlight(compiled.phrases, Field(str(title or "")), Field(str(text or "")))
-        out.append(
-            (int(str(item_id)), TopicMatch(spec.name, hl.terms, hl.snippet, -float(str(rank))))
-        )
+        out.append((int(item_id), TopicMatch(spec.name, hl.terms, hl.snippet, -float(score))))
     return out
 
 

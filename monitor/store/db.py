@@ -25,6 +25,7 @@ from monitor.store.schema import migrate
 if TYPE_CHECKING:
     from monitor.alert.plan import AlertRouting
     from monitor.cluster import ClusterParams
+    from monitor.store.dev_cache import ClusterCache
 
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_WINDOW = timedelta(days=3)
@@ -95,6 +96,9 @@ class Store:
         self.alert_routing: AlertRouting | None = None
         # Per topic, how long a development stays open (the pipeline sets it from the config).
         self.development_windows: Mapping[str, timedelta] = {}
+        # Clustering reads from memory kept for this Store's lifetime (False: from the database).
+        self.cache_developments = True
+        self._cluster_cache: ClusterCache | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -136,11 +140,23 @@ class Store:
     def transaction(self) -> Iterator[None]:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if self._cluster_cache is not None:
+                self._cluster_cache.begin(self.conn)  # another connection's commits: forget
             yield
         except BaseException:
+            self._forget_uncommitted()
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._forget_uncommitted()
+            raise
+
+    def _forget_uncommitted(self) -> None:
+        """The clustering memory must never be ahead of the database."""
+        if self._cluster_cache is not None:
+            self._cluster_cache.rollback()
 
     # ----------------------------------------------------------------- feeds
 
@@ -321,14 +337,27 @@ class Store:
             if article.features
             else features(article.title, article.text, article.language)
         )
-        dev.add_to_corpus(self.conn, item_id, feats)
+        cache = self.cluster_cache()
+        dev.add_to_corpus(self.conn, item_id, feats, cache)
         clustered = dev.ArticleForClustering(item_id, article.title, article.entry.guid, feats)
         return {
             (item_id, m.topic): dev.assign(
-                self.conn, clustered, m.topic, self._params(m.topic), now
+                self.conn, clustered, m.topic, self._params(m.topic), now, cache
             )
             for m in matches
         }
+
+    def cluster_cache(self) -> ClusterCache | None:
+        """The clustering memory (made on first use; None when `cache_developments` is off)."""
+        if not self.cache_developments:
+            return None
+        if self._cluster_cache is None:
+            from monitor.store.dev_cache import ClusterCache
+
+            # Made inside a transaction: what it reads from now on is this connection's view.
+            self._cluster_cache = ClusterCache()
+            self._cluster_cache.begin(self.conn)
+        return self._cluster_cache
 
     def _params(self, topic: str) -> ClusterParams:
         from monitor.store import developments as dev
@@ -345,8 +374,11 @@ class Store:
         for (_, topic), assigned in assignments.items():
             if assigned.relation != "duplicate" and assigned.development_id is not None:
                 touched.setdefault(topic, set()).add(assigned.development_id)
+        cache = self.cluster_cache()
         for topic in sorted(touched):
-            dev.merge_developments(self.conn, topic, self._params(topic), now, touched[topic])
+            dev.merge_developments(
+                self.conn, topic, self._params(topic), now, touched[topic], cache
+            )
 
     def rebuild_developments(self, topics: Sequence[str], now: datetime) -> dict[str, int]:
         """Give matched items that are in no development of their topic one, silently (rematch).
@@ -358,18 +390,19 @@ class Store:
         from monitor.store import developments as dev
 
         counts: dict[str, int] = {}
+        cache = self.cluster_cache()
         for topic in topics:
             for item_id, title, guid in dev.unclustered_items(self.conn, topic):
                 row = self.conn.execute(
                     "SELECT text, language, fetched FROM items WHERE id = ?", (item_id,)
                 ).fetchone()
-                feats = dev.load_features(self.conn, item_id)
+                feats = dev.load_features(self.conn, item_id, cache)
                 if feats is None:
                     feats = features(title, row["text"], row["language"])
-                    dev.add_to_corpus(self.conn, item_id, feats)
+                    dev.add_to_corpus(self.conn, item_id, feats, cache)
                 seen = parse_iso(row["fetched"]) or now
                 clustered = dev.ArticleForClustering(item_id, title, guid, feats)
-                dev.assign(self.conn, clustered, topic, self._params(topic), seen)
+                dev.assign(self.conn, clustered, topic, self._params(topic), seen, cache)
             counts[topic] = self.count(
                 "developments", "topic = :t AND merged_into IS NULL", {"t": topic}
             )
@@ -458,6 +491,10 @@ class Store:
             return
         # A page's extracted text stays; a feed-sourced text follows the feed's correction.
         text_sql = ", text = :summary" if row["text_source"] == "feed" else ""
+        from monitor.match import archive
+
+        # Out of the history index before the row changes (the index is made from the row).
+        indexed = archive.delete_items(self.conn, [row["id"]])
         self.conn.execute(
             f"""UPDATE items SET title = :title, summary = :summary, entry_hash = :hash,
                 updated = :now{text_sql} WHERE id = :id""",
@@ -469,6 +506,7 @@ class Store:
                 "id": row["id"],
             },
         )
+        archive.index_stored(self.conn, indexed)  # items whose text retention dropped stay out
         self.conn.execute(
             "INSERT INTO item_updates (item_id, feed_id, at, title, entry_hash) VALUES (?,?,?,?,?)",
             (row["id"], feed_id, utc_iso(now), entry.title, entry.entry_hash),

@@ -3,7 +3,8 @@
 Called by the Store inside its poll transaction, so an article, its matches, its development and its
 alerts land together. The decision itself is `monitor.cluster.decide` (pure); this module only reads
 the topic's recent developments (members' stored features) and the corpus document frequencies, and
-writes the resulting `Assignment`.
+writes the resulting `Assignment`. With a `ClusterCache` (`monitor.store.dev_cache`, the writer's)
+those reads come from memory; without one, from the database: the decisions are the same.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from monitor.clock import parse_iso, utc_iso
 from monitor.cluster import (
@@ -19,13 +21,17 @@ from monitor.cluster import (
     ClusterParams,
     DevelopmentView,
     DocFeatures,
+    DocFreqs,
     Member,
     decide,
     find_merges,
 )
 from monitor.records import Assignment
 
-_N_DOCS_KEY = "corpus_n_docs"
+if TYPE_CHECKING:
+    from monitor.store.dev_cache import ClusterCache
+
+N_DOCS_KEY = "corpus_n_docs"
 
 
 class StoredDocFreqs:
@@ -33,7 +39,7 @@ class StoredDocFreqs:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (_N_DOCS_KEY,)).fetchone()
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (N_DOCS_KEY,)).fetchone()
         self._n_docs = int(row[0]) if row else 0
 
     @property
@@ -58,32 +64,63 @@ class _Defaulting(dict[str, int]):
         return 0
 
 
-def add_to_corpus(conn: sqlite3.Connection, item_id: int, feats: DocFeatures) -> None:
+class CachedDocFreqs:
+    """`monitor.cluster.DocFreqs` through the writer's `ClusterCache` (same figures)."""
+
+    def __init__(self, conn: sqlite3.Connection, cache: ClusterCache) -> None:
+        self.conn = conn
+        self.cache = cache
+        self._n_docs = cache.n_docs(conn)
+
+    @property
+    def n_docs(self) -> int:
+        return self._n_docs
+
+    def dfs(self, terms: Collection[str]) -> Mapping[str, int]:
+        return self.cache.dfs(self.conn, terms)
+
+
+def add_to_corpus(
+    conn: sqlite3.Connection,
+    item_id: int,
+    feats: DocFeatures,
+    cache: ClusterCache | None = None,
+) -> None:
     """Remember an item's features and count its terms into the document frequencies."""
+    terms = feats.terms()
+    stored = feats.to_json()
     conn.execute(
         "INSERT OR REPLACE INTO item_features (item_id, features) VALUES (?, ?)",
-        (item_id, feats.to_json()),
+        (item_id, stored),
     )
     conn.executemany(
         """INSERT INTO corpus_terms (term, df) VALUES (?, 1)
            ON CONFLICT (term) DO UPDATE SET df = df + 1""",
-        [(term,) for term in feats.terms()],
+        [(term,) for term in terms],
     )
     conn.execute(
         """INSERT INTO kv (key, value) VALUES (?, '1')
            ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""",
-        (_N_DOCS_KEY,),
+        (N_DOCS_KEY,),
     )
+    if cache is not None:
+        # Members are what reading the row back gives, exactly as without the cache.
+        cache.remember(item_id, DocFeatures.from_json(stored), len(stored))
+        cache.counted(terms)
 
 
-def load_features(conn: sqlite3.Connection, item_id: int) -> DocFeatures | None:
+def load_features(
+    conn: sqlite3.Connection, item_id: int, cache: ClusterCache | None = None
+) -> DocFeatures | None:
+    if cache is not None:
+        return cache.features(conn, (item_id,)).get(item_id)
     row = conn.execute(
         "SELECT features FROM item_features WHERE item_id = ?", (item_id,)
     ).fetchone()
     return DocFeatures.from_json(row[0]) if row else None
 
 
-def _root(conn: sqlite3.Connection, development_id: int) -> int:
+def root_of(conn: sqlite3.Connection, development_id: int) -> int:
     """Follow merges to the development that now stands for this one."""
     seen = {development_id}
     while True:
@@ -113,7 +150,7 @@ def recent_developments(
     grouped: dict[int, list[Member]] = {}
     spans: dict[int, tuple[datetime, datetime]] = {}
     for dev_id, first, last, item_id, added, feats, guid in rows:
-        root = _root(conn, int(dev_id))
+        root = root_of(conn, int(dev_id))
         seen = parse_iso(added)
         assert seen is not None
         grouped.setdefault(root, []).append(
@@ -143,11 +180,12 @@ def assign(
     topic: str,
     params: ClusterParams,
     now: datetime,
+    cache: ClusterCache | None = None,
 ) -> Assignment:
     """Decide and record which development `article` joins within `topic`."""
-    views = recent_developments(conn, topic, now - params.window)
+    views, stats = _inputs(conn, topic, now - params.window, cache)
     candidate = Candidate(article.features, now, article.guid, article.item_id)
-    decision = decide(candidate, views, StoredDocFreqs(conn), params)
+    decision = decide(candidate, views, stats, params)
     if decision.relation == "first" or decision.development_id is None:
         cursor = conn.execute(
             """INSERT INTO developments (topic, title, first_item_id, first_seen, last_seen)
@@ -177,7 +215,38 @@ def assign(
             utc_iso(now),
         ),
     )
+    if cache is not None:
+        _remember(conn, cache, article, topic, development_id, relation == "first", now)
     return Assignment(topic, relation, development_id, decision.duplicate_of, decision.score)
+
+
+def _remember(
+    conn: sqlite3.Connection,
+    cache: ClusterCache,
+    article: ArticleForClustering,
+    topic: str,
+    development_id: int,
+    opened: bool,
+    now: datetime,
+) -> None:
+    """Tell the cache what `assign` wrote, as reading it back would give it."""
+    added = utc_iso(now)
+    seen = parse_iso(added)
+    stored = cache.features(conn, (article.item_id,)).get(article.item_id)
+    if stored is None or added is None or seen is None:  # not a member when read back
+        cache.forget_topic(topic)
+        return
+    member = Member(article.item_id, stored, seen, article.guid)
+    cache.joined(topic, development_id, opened, member, added)
+
+
+def _inputs(
+    conn: sqlite3.Connection, topic: str, since: datetime, cache: ClusterCache | None
+) -> tuple[list[DevelopmentView], DocFreqs]:
+    """The topic's recent developments and the document frequencies, from memory if kept."""
+    if cache is None:
+        return recent_developments(conn, topic, since), StoredDocFreqs(conn)
+    return cache.views(conn, topic, since), CachedDocFreqs(conn, cache)
 
 
 def merge_developments(
@@ -186,14 +255,14 @@ def merge_developments(
     params: ClusterParams,
     now: datetime,
     touched: Collection[int] | None = None,
+    cache: ClusterCache | None = None,
 ) -> list[tuple[int, int]]:
     """Record merges of the topic's recent developments found to be one event (not rewritten).
 
     With `touched`, only pairs involving those developments are compared: after a poll only the
     developments it opened or grew can have become mergeable, and all pairs would cost O(n²).
     """
-    views = recent_developments(conn, topic, now - params.window)
-    stats = StoredDocFreqs(conn)
+    views, stats = _inputs(conn, topic, now - params.window, cache)
     if touched is None:
         pairs = find_merges(views, stats, params)
     else:
@@ -211,6 +280,8 @@ def merge_developments(
             "UPDATE developments SET merged_into = ?, merged_at = ? WHERE id = ? AND merged_into IS NULL",
             (keep, utc_iso(now), merged),
         )
+    if pairs and cache is not None:
+        cache.merged(topic)
     return list(pairs)
 
 

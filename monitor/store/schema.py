@@ -189,7 +189,21 @@ def _v4_outbox(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_archive_index, _v3_developments, _v4_outbox]
+def _v5_contentless_archive_index(conn: sqlite3.Connection) -> None:
+    # The history index stops storing its own copy of the normalised text (half the database);
+    # rebuilt from items: ~51 s CPU per 100k items (README "Storage", bench/README.md).
+    from monitor.match import archive
+
+    archive.make_contentless(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_foundation,
+    _v2_archive_index,
+    _v3_developments,
+    _v4_outbox,
+    _v5_contentless_archive_index,
+]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
