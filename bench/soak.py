@@ -226,6 +226,22 @@ def rss_of(pids: list[int]) -> int:
     return total
 
 
+def role_of(pid: int, daemon: int) -> str:
+    """The daemon, an extraction worker, or multiprocessing's resource tracker."""
+    if pid == daemon:
+        return "daemon"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    if "resource_tracker" in command:
+        return "resource tracker"
+    if "forkserver" in command:
+        return "forkserver"
+    return "worker" if "multiprocessing" in command else "child"
+
+
 @dataclass
 class MemoryWatch:
     pid: int
@@ -237,12 +253,21 @@ class MemoryWatch:
     main_samples: list[int] = field(default_factory=list)
     samples: list[tuple[float, int]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Per process of the tree: (what it is, peak RSS); and the split at the tree's peak.
+    process_peaks: dict[int, tuple[str, int]] = field(default_factory=dict)
+    at_peak: dict[int, int] = field(default_factory=dict)
 
     def run(self) -> None:
         started = time.monotonic()
         while not self.stop.wait(0.5):
             pids = tree(self.pid)
-            rss = rss_of(pids)
+            each = {pid: rss_of([pid]) for pid in pids}
+            rss = sum(each.values())
+            for pid, value in each.items():
+                role, peak = self.process_peaks.get(pid) or (role_of(pid, self.pid), 0)
+                self.process_peaks[pid] = (role, max(peak, value))
+            if rss > self.peak:
+                self.at_peak = each
             self.main_last = rss_of([self.pid])
             self.main_first = self.main_first or self.main_last
             self.main_samples.append(self.main_last)
@@ -411,6 +436,13 @@ def main(argv: list[str] | None = None) -> None:
             daemon_main_rss_half=main_rss[1],
             daemon_main_rss_final=main_rss[2],
             newsroom_rss=final_room["rss"],
+            process_peaks={
+                f"{role} {pid}": peak for pid, (role, peak) in sorted(watch.process_peaks.items())
+            },
+            tree_at_peak={
+                f"{watch.process_peaks[pid][0]} {pid}": value
+                for pid, value in sorted(watch.at_peak.items())
+            },
             database_bytes=(folder / "state" / "soak.db").stat().st_size
             + _size(folder / "state" / "soak.db-wal"),
             log_warnings=_count_warnings(log_path),
@@ -576,6 +608,14 @@ def print_figures(f: dict[str, Any]) -> None:
         f"{mb(f['daemon_main_rss_first'])} at the first sample, {mb(f['daemon_main_rss_half'])} "
         f"half-way, {mb(f['daemon_main_rss_final'])} at the end; "
         f"newsroom {mb(f['newsroom_rss'])}"
+    )
+    print(
+        "  per process, peak    "
+        + ", ".join(f"{name} {mb(value)}" for name, value in f["process_peaks"].items())
+    )
+    print(
+        "  at the tree's peak   "
+        + ", ".join(f"{name} {mb(value)}" for name, value in f["tree_at_peak"].items())
     )
     if f["missing_examples"]:
         print(f"  missing, e.g.         {', '.join(f['missing_examples'])}")

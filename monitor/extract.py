@@ -1,7 +1,8 @@
 """Extract an article page: main text without chrome or comments, plus its metadata.
 
 Pure CPU work, no I/O: the pipeline runs ``extract_page`` in a process pool, so it is a top-level
-function that takes and returns small picklable values and never raises for a bad page.
+function that takes and returns small picklable values and never raises for a bad page. The pool
+leaves language identification to the daemon (``detect=False``): see ``monitor.language``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from email.utils import parsedate_to_datetime
-from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ import charset_normalizer
 import trafilatura
 from htmldate import find_date
 from lxml.html import HtmlElement
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.external import SANITIZED_XPATH
 from trafilatura.metadata import (
     examine_meta,
     extract_author,
@@ -33,15 +33,20 @@ from trafilatura.metadata import (
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from monitor.extracted import ExtractedPage
+
+__all__ = ["ExtractedPage", "decode_html", "detect_language", "extract_page", "warm_up"]
+
 MAX_HTML_BYTES = 5_000_000  # trafilatura's cost grows with the page; real articles are far smaller
 # Real article pages have a few thousand elements; trafilatura needs ~0.1 ms per element, worse
 # than linear on some layouts, so a page is cut to its first MAX_ELEMENTS (the article comes early).
 MAX_ELEMENTS = 20_000
 MAX_TEXT_CHARS = 300_000  # several times a long read; anything longer is not one article
 MIN_TEXT_CHARS = 20  # less is a caption or a button, not an article: better use the feed's text
-LANGID_CHARS = 1000  # plenty for a confident guess; the classifier is pure Python
-MIN_LANGID_CHARS = 40  # below this the classifier guesses; trust <html lang> instead
-MIN_LANGID_CONFIDENCE = 0.5
+# trafilatura's fast mode skips the comparison with readability and jusText, which costs 40 % of
+# the extraction and changes the result only where its own text came out short (one dev page in
+# 91, at 229 characters): below this many characters the full cascade runs as well.
+FULL_CASCADE_BELOW_CHARS = 1000
 CHARSET_SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML spec says 1024; be lenient)
 DETECT_SAMPLE_BYTES = 200_000  # charset detection on a prefix: enough evidence, bounded cost
 
@@ -75,23 +80,16 @@ _DATE_XPATH = (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ExtractedPage:
-    """What a page yielded. ``text`` is "" (and ``error`` says why) when there was no article."""
+def extract_page(
+    html: bytes, url: str, content_type: str | None = None, *, detect: bool = True
+) -> ExtractedPage:
+    """Extract the article of one fetched page; every failure becomes ``error``, never raises.
 
-    title: str | None
-    text: str
-    author: str | None
-    published: datetime | None  # timezone-aware UTC
-    site_name: str | None
-    language: str | None  # ISO 639-1, e.g. "en"
-    error: str | None = None
-
-
-def extract_page(html: bytes, url: str, content_type: str | None = None) -> ExtractedPage:
-    """Extract the article of one fetched page; every failure becomes ``error``, never raises."""
+    ``detect=False`` leaves ``language`` None and ``html_lang`` set, for the caller to run
+    ``detect_language(page.text, page.html_lang)`` where the language model is loaded.
+    """
     try:
-        return _extract(html, url, content_type)
+        return _extract(html, url, content_type, detect)
     except RecursionError:
         return _failed("extraction failed: markup nested too deeply")
     except Exception as exc:  # a hostile page must not kill a pool worker
@@ -103,7 +101,7 @@ def _failed(reason: str) -> ExtractedPage:
     return ExtractedPage(None, "", None, None, None, None, reason)
 
 
-def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
+def _extract(html: bytes, url: str, content_type: str | None, detect: bool) -> ExtractedPage:
     refusal = _refuse(html, content_type)
     if refusal:
         return _failed(refusal)
@@ -112,6 +110,8 @@ def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
         return _failed("not an HTML page")
     _truncate(tree, MAX_ELEMENTS)
     meta = _metadata(tree, url)
+    published = _published(tree) or _htmldate(tree, url)
+    html_lang = _html_lang(tree)
     text = _cap(_strip_title_line(_main_text(tree, url), meta.title), MAX_TEXT_CHARS)
     error = None
     if len(text) < MIN_TEXT_CHARS:
@@ -121,31 +121,51 @@ def _extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
         title=meta.title,
         text=text,
         author=meta.author,
-        published=_published(tree) or _htmldate(tree, url),
+        published=published,
         site_name=meta.site_name,
-        language=detect_language(text, _html_lang(tree)),
+        language=detect_language(text, html_lang) if detect else None,
         error=error,
+        html_lang=html_lang,
     )
 
 
 def _main_text(tree: HtmlElement, url: str) -> str:
     # Measured on real pages: precision mode has the best F1 of trafilatura's modes (see
     # bench/extraction.py), and leftover chrome is what makes topics match the wrong articles.
-    text = _trafilatura_text(tree, url, favor_precision=True)
+    doc = _bare_extraction(tree, url, favor_precision=True, fast=True)
+    if doc is None or _wants_full_cascade(doc):
+        doc = _bare_extraction(tree, url, favor_precision=True, fast=False)
+    text = (doc.text or "") if doc else ""
     if not text:
         # Precision mode can prune everything off an unusual layout; the balanced mode may not.
-        text = _trafilatura_text(tree, url, favor_precision=False)
+        doc = _bare_extraction(tree, url, favor_precision=False, fast=False)
+        text = (doc.text or "") if doc else ""
     return text.strip()
 
 
-def _trafilatura_text(tree: HtmlElement, url: str, *, favor_precision: bool) -> str:
+def _wants_full_cascade(doc: Document) -> bool:
+    """Could readability or jusText beat the fast result? Only where trafilatura itself would
+    consult them: a short text, a body without paragraph text or made of tables, or one that
+    still holds chrome elements (trafilatura.external.compare_extraction's own triggers)."""
+    body = doc.body
+    if len(doc.text or "") < FULL_CASCADE_BELOW_CHARS or body is None:
+        return True
+    if not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(body.findall(".//p")):
+        return True
+    return bool(body.xpath(SANITIZED_XPATH))
+
+
+def _bare_extraction(
+    tree: HtmlElement, url: str, *, favor_precision: bool, fast: bool
+) -> Document | None:
     doc = trafilatura.bare_extraction(
         tree,  # bare_extraction works on a copy, so the tree stays intact for the rest
         url=url or None,
         include_comments=False,
         favor_precision=favor_precision,
+        fast=fast,
     )
-    return (doc.text or "") if isinstance(doc, Document) else ""
+    return doc if isinstance(doc, Document) else None
 
 
 def _refuse(html: bytes, content_type: str | None) -> str | None:
@@ -171,6 +191,9 @@ def _looks_binary(head: bytes) -> bool:
 
 def _truncate(tree: HtmlElement, limit: int) -> None:
     """Keep only the first ``limit`` elements of the tree, in document order."""
+    # Counted in C (elements, comments, PIs: what iter() yields) rather than walking in Python.
+    if tree.xpath("count(//*|//comment()|//processing-instruction())") < limit:
+        return
     last = None
     for count, element in enumerate(tree.iter()):
         if count >= limit:
@@ -413,24 +436,17 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def warm_up() -> None:
-    """Load the language model (about 1.5 s) ahead of the first page, e.g. as a pool initializer
-    or in the parent before a fork, so that no page pays for it."""
-    _identifier()
-
-
-@cache
-def _identifier() -> LanguageIdentifier:
-    # Normalised probabilities, so a low-confidence guess on a short text can be told apart.
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
+# Language identification lives in monitor.language, imported on first use: the extraction
+# workers never load it (see monitor.workers), and these names stay importable from here.
 def detect_language(text: str, fallback: str | None = None) -> str | None:
-    """ISO 639-1 code of the text, or ``fallback`` (e.g. ``<html lang>``) when unsure."""
-    sample = text[:LANGID_CHARS]
-    if sum(c.isalpha() for c in sample) < MIN_LANGID_CHARS:
-        return fallback
-    language, confidence = _identifier().classify(sample)
-    if confidence < MIN_LANGID_CONFIDENCE:
-        return fallback
-    return str(language)
+    """ISO 639-1 code of the text, or ``fallback`` when unsure (``monitor.language``)."""
+    from monitor.language import detect_language as detect
+
+    return detect(text, fallback)
+
+
+def warm_up() -> None:
+    """Load the language model ahead of the first text (``monitor.language.warm_up``)."""
+    from monitor.language import warm_up as load
+
+    load()

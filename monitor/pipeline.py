@@ -20,21 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from monitor import workers as stages
 from monitor.clock import Clock
-from monitor.cluster import features as cluster_features
 from monitor.config import Config, Feed, compiled_query
-from monitor.extract import ExtractedPage, detect_language, extract_page, warm_up
+from monitor.extracted import ExtractedPage
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.identify import classify_entries
+from monitor.language import detect_language, warm_up
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
 from monitor.netguard import NetGuard
-from monitor.parse import FeedParseError, HtmlPage, parse_feed
+from monitor.parse import FeedParseError, HtmlPage
 from monitor.records import Article, FeedEntry, FeedPoll, FetchResult, FetchStatus, ParsedFeed
 from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
 from monitor.store import FeedState, FeedStateUpdate, Store
@@ -121,51 +123,56 @@ class Coalesced(Generic[A, R]):
 
 
 class Extractor:
-    """Runs the CPU-heavy stages off the event loop (trafilatura, feedparser, language id,
-    clustering features): a process pool, so both cores work; threads when workers == 0."""
+    """Runs the CPU-heavy stages off the event loop: trafilatura, feedparser and clustering
+    features in a process pool, so both cores work (threads when workers == 0); language
+    identification on a thread of this process, whose one copy of the model (~70 MB) serves all.
+
+    The workers are started fresh (spawn) and import only `monitor.workers`' stages: forked from
+    the daemon they would each carry a copy of everything it has imported and allocated (the
+    24 h soak: ~164 MiB per forked worker, each with its own model; 44 MiB now, bench/README.md).
+    They exit with the daemon, even when it is killed (`monitor.workers.exit_with_parent`).
+    """
 
     def __init__(self, workers: int | None = None) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor = (
-            # warm_up loads the language model once per worker, not on its first page.
-            ProcessPoolExecutor(max_workers=count, initializer=warm_up)
+            ProcessPoolExecutor(
+                max_workers=count,
+                mp_context=stages.WorkerContext(),
+                initializer=stages.initialize,
+                initargs=(os.getpid(),),
+            )
             if count > 0
             else ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitor-extract")
         )
+        # The model loads (~0.6 s) while the first feeds are fetched, not on the first article.
+        threading.Thread(target=warm_up, name="monitor-langid-load", daemon=True).start()
 
     async def extract(self, html: bytes, url: str, content_type: str | None) -> ExtractedPage:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, extract_page, html, url, content_type)
+        page = await loop.run_in_executor(self._pool, stages.extract, html, url, content_type)
+        language = await asyncio.to_thread(detect_language, page.text, page.html_lang)
+        return replace(page, language=language)
 
     async def features(self, title: str, text: str, language: str | None) -> str:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, features_json, title, text, language)
+        return await loop.run_in_executor(self._pool, stages.features_json, title, text, language)
 
     async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed | HtmlPage:
         """feedparser is pure Python: on the pool it uses the other core, not the event loop's."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, _parse, body, url, content_type)
+        return await loop.run_in_executor(self._pool, stages.parse, body, url, content_type)
 
     async def languages(self, texts: list[str]) -> list[str | None]:
-        """The language of each text, in one trip to the pool (a poll's feed-text entries)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, detect_languages, texts)
+        """The language of each text, in one trip to a thread (a poll's feed-text entries)."""
+        return await asyncio.to_thread(detect_languages, texts)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def features_json(title: str, text: str, language: str | None) -> str:
-    """The clustering features of an article, serialised (runs in a worker process)."""
-    return cluster_features(title, text, language).to_json()
-
-
-def _parse(body: bytes, url: str, content_type: str | None) -> ParsedFeed | HtmlPage:
-    return parse_feed(body, url=url, content_type=content_type)
-
-
 def detect_languages(texts: list[str]) -> list[str | None]:
-    """Languages of many texts (runs in a worker process)."""
+    """Languages of many texts (runs on a thread: the model lives in this process)."""
     return [detect_language(text) for text in texts]
 
 

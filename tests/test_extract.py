@@ -7,12 +7,13 @@ import pickle
 import random
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trafilatura
+from trafilatura.settings import Document
 
 import bench.extraction_metric as metric
 import monitor.extract as extract
@@ -390,3 +391,49 @@ def test_f1_on_real_pages_is_at_least_trafilatura_alone() -> None:
     plain_score = metric.evaluate(truth, plain)
     assert our_score.f1 >= plain_score.f1
     assert our_score.f1 >= 0.97
+
+
+def test_detect_false_leaves_the_language_to_the_caller() -> None:
+    html = render(RUSSIAN, charset="windows-1251").encode("cp1251")
+    page = extract_page(html, "https://vestnik.example/most", "text/html", detect=False)
+    assert (page.language, page.html_lang) == (None, "ru")
+    detected = replace(page, language=detect_language(page.text, page.html_lang))
+    assert detected == extract_page(html, "https://vestnik.example/most", "text/html")
+    assert detected.language == "ru"
+
+
+def test_compact_language_model_classifies_as_py3langid_does() -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from monitor import language
+
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = language._identifier()
+    assert isinstance(ours.tk_nextmove, memoryview)  # the compact loader was used
+    texts = [p for a in (ENGLISH, RUSSIAN, KOREAN) for p in (a.title, *a.paragraphs, a.cookie)]
+    if DATA_DIR.is_dir():
+        texts += [p.body[:500] for p in metric.load_dev_pages(DATA_DIR)]
+    texts += ["", "12345", "OK"]
+    assert [ours.classify(t) for t in texts] == [reference.classify(t) for t in texts]
+
+
+def test_full_cascade_only_where_the_fast_text_is_short_or_odd() -> None:
+    def fast(html: str) -> Document:
+        doc = trafilatura.bare_extraction(
+            html, include_comments=False, favor_precision=True, fast=True
+        )
+        assert isinstance(doc, Document)
+        return doc
+
+    long_article = replace(ENGLISH, paragraphs=ENGLISH.paragraphs * 3)
+    assert not extract._wants_full_cascade(fast(render(long_article)))
+    assert extract._wants_full_cascade(
+        fast(render(ENGLISH).replace("".join(f"<p>{p}</p>" for p in ENGLISH.paragraphs[1:]), ""))
+    )  # one short paragraph
+    table = (
+        "<table>" + "".join(f"<tr><td>{p}</td></tr>" for p in long_article.paragraphs) + "</table>"
+    )
+    as_table = render(long_article).replace(
+        "".join(f"<p>{p}</p>" for p in long_article.paragraphs), table
+    )
+    assert extract._wants_full_cascade(fast(as_table))  # no paragraph text: a table layout

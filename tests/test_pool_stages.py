@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,10 +12,15 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.config import load_config
-from monitor.pipeline import PollOutcome
+from monitor.pipeline import Extractor, PollOutcome
 from monitor.service import open_pipeline
 from monitor.store import Store
+from tests import pool_owner
 from tests.newsroom import Entry, Newsroom
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the daemon needs and an extraction worker must not carry (memory: see bench/README.md).
+DAEMON_ONLY = {"apprise", "apscheduler", "pydantic", "sqlite_utils", "httpx", "yaml"}
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ENTRIES = {
@@ -65,3 +72,38 @@ def test_feed_text_entries_get_their_language_from_the_pool(
     finally:
         store.close()
     assert stored == {f"https://news.example/{lang}": (lang, "feed") for lang in ENTRIES}
+
+
+def test_workers_import_their_stages_and_not_the_daemon() -> None:
+    extractor = Extractor(1)
+    try:
+        loop = asyncio.new_event_loop()
+        try:
+            page = loop.run_until_complete(
+                extractor.extract(
+                    b"<html lang='en'><body><article><p>"
+                    + b"The council met on Tuesday to approve the harbour budget. " * 5
+                    + b"</p></article></body></html>",
+                    "https://news.example/a",
+                    "text/html",
+                )
+            )
+        finally:
+            loop.close()
+        packages = extractor._pool.submit(pool_owner.loaded_packages).result()
+    finally:
+        extractor.close()
+    assert page.language == "en"  # detected in this process: the workers hold no model
+    assert {"trafilatura", "feedparser", "lxml"} <= packages
+    assert not packages & (DAEMON_ONLY | {"py3langid", "numpy"})
+
+
+def test_the_daemon_does_not_import_the_extraction_code() -> None:
+    code = (
+        "import sys, monitor.cli, monitor.daemon; "
+        "print(sorted({'trafilatura', 'lxml', 'htmldate', 'justext'} & set(sys.modules)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
