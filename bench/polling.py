@@ -1,7 +1,8 @@
 """Polling benchmark: 1,000 feeds x 50 entries on ten loopback hosts; us beside the `reader` library.
 
     python bench/polling.py [--feeds 1000] [--entries 50] [--hosts 10] [--changed 0.1]
-                            [--no-reader] [--no-httpx] [--repeat 1]
+                            [--no-reader] [--no-httpx] [--only "304,same body"]
+                            [--httpx-only] [--profile DIR]
 
 The newsroom (tests/newsroom.py) runs in its own process on 127.0.0.1-127.0.0.10 (feed i on host
 i mod 10), so per-host limits apply as across ten sites and its CPU is not counted as ours. Four
@@ -17,15 +18,20 @@ fetch limits, `fetch_article: false` so only feeds are measured) and then by rea
 Printed per pass and client: wall seconds, feeds/s, CPU seconds of this process (every thread)
 plus its reaped worker processes, CPU ms per feed, and the ratios. As a reference floor, a plain
 sequential loop of synchronous httpx requests with ETags polls the 304 pass too.
+
+Feed polls take the Fetcher's lean path (monitor/fetch_lean.py); `--httpx-only` measures the same
+passes with `Fetcher(lean=False)`, every request through httpx as before that path existed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +82,14 @@ class PassResult:
 
 
 def ours(config: Config, label: str, profile: Path | None = None) -> PassResult:
+    # Each pass starts with the collector's debts paid (unmeasured): otherwise a pass pays a full
+    # collection for what an earlier pass, or reader in this same process, left behind.
+    started = time.process_time()
+    gc.collect()
+    spent = 1000 * (time.process_time() - started)
+    print(
+        f"  (before it, unmeasured: a full gc pass, {spent:.0f} ms CPU over {len(gc.get_objects()):,} objects)"
+    )
     meter = Meter()
     title = f"news-monitor, polling pass '{label}' ({len(config.feeds)} feeds)"
     with profiled(profile, title), meter.span() as whole:
@@ -87,8 +101,12 @@ def ours(config: Config, label: str, profile: Path | None = None) -> PassResult:
 
 async def _ours(config: Config, meter: Meter) -> tuple[str, Usage]:
     async with open_pipeline(config) as pipeline:
+        collections = [g["collections"] for g in gc.get_stats()]
         with meter.span() as got:
             results = await pipeline.run_once(config.feeds)
+        collections = [
+            g["collections"] - n for g, n in zip(gc.get_stats(), collections, strict=True)
+        ]
     statuses = Counter(o.status for o in results)
     new, updated = sum(o.new for o in results), sum(o.updated for o in results)
     errors = [o.error for o in results if o.error]
@@ -97,6 +115,7 @@ async def _ours(config: Config, meter: Meter) -> tuple[str, Usage]:
         text += f", updated {updated}"
     if errors:
         text += f"; e.g. {errors[0]}"
+    text += f"; gc runs (gen 0/1/2) {'/'.join(map(str, collections))}"
     return text, got[0]
 
 
@@ -115,6 +134,7 @@ def open_reader(path: Path, urls: Sequence[str]) -> Any:
 def reader_pass(rdr: Any, label: str, feeds: int) -> PassResult:
     counts: Counter[str] = Counter()
     new = 0
+    gc.collect()  # as for ours
     with Meter().span() as got:
         for result in rdr.update_feeds_iter(workers=8, scheduled=False):
             value = result.value
@@ -137,6 +157,7 @@ def httpx_loop(urls: Sequence[str], etags: dict[str, str], label: str) -> PassRe
     import httpx
 
     counts: Counter[int] = Counter()
+    gc.collect()  # as for ours
     with httpx.Client(timeout=30) as client, Meter().span() as got:
         for url in urls:
             headers = {"If-None-Match": etags[url]} if url in etags else {}
@@ -172,29 +193,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", type=Path, help="folder: py-spy profile of each of our passes, as text"
     )
     parser.add_argument(
-        "--drain-304",
+        "--httpx-only",
         action="store_true",
-        help="experiment: a Fetcher that reads the empty 304 body so the connection is reused "
-        "(the change proposed for monitor/fetch.py; see bench/transports.py)",
-    )
-    parser.add_argument(
-        "--h11",
-        action="store_true",
-        help="experiment: feed polls over h11 on asyncio streams (bench/h11_fetcher.py)",
+        help="compare: feed polls through httpx too (Fetcher(lean=False)), as before the lean path",
     )
     args = parser.parse_args(argv)
-    if args.drain_304:
-        import monitor.service
-        from bench.transports import DrainingFetcher
+    if args.httpx_only:
+        import functools
 
-        monitor.service.Fetcher = DrainingFetcher  # type: ignore[attr-defined]
-        print("experiment: Fetcher with the 304 body drained (keep-alive after a 304)")
-    if args.h11:
         import monitor.service
-        from bench.h11_fetcher import H11FeedFetcher
+        from monitor.fetch import Fetcher
 
-        monitor.service.Fetcher = H11FeedFetcher  # type: ignore[attr-defined]
-        print("experiment: feed polls over h11 on asyncio streams (bench/h11_fetcher.py)")
+        monitor.service.Fetcher = functools.partial(Fetcher, lean=False)  # type: ignore[attr-defined,assignment]
+        print("Fetcher(lean=False): feed polls through httpx + httpcore")
     print(f"polling benchmark: {args.feeds} feeds x {args.entries} entries on {args.hosts} hosts")
     print(f"before: {load_average()}")
     with RoomProcess(args.hosts) as room, tempfile.TemporaryDirectory() as tmp:

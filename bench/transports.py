@@ -7,11 +7,10 @@ request with 304, because each client sends the ETag it learnt. Each client poll
 per round, 20 requests at a time, at most 2 per host (news-monitor's defaults); printed: CPU ms
 per request (this process, every thread; best round) and requests/s.
 
-    fetcher        monitor.fetch.Fetcher.fetch, as the pipeline calls it
-    fetcher+drain  the same, reading the (empty) 304 body before closing the response, so
-                   httpcore keeps the connection alive (without it every 304 costs a new one;
-                   fetch.py has done this itself since, so both lines now measure the same)
-    h11-fetcher    the Fetcher with the prototype fast path of bench/h11_fetcher.py
+    fetcher        monitor.fetch.Fetcher.fetch, as the pipeline calls it (feed polls take the
+                   lean path: h11 on asyncio sockets, monitor/fetch_lean.py)
+    fetcher-httpx  the same with Fetcher(lean=False): every request through httpx + httpcore
+                   (what the Fetcher did before the lean path)
     httpx          httpx.AsyncClient.get (reads the body), same limits
     httpcore       httpcore.AsyncConnectionPool.request, same limits
     httpcore/host  one httpcore pool per host (2 connections each) instead of one pool of 20
@@ -33,11 +32,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-
 from bench.harness import Meter, RoomProcess, Usage, load_average  # noqa: E402
 from monitor.fetch import Fetcher  # noqa: E402
-from monitor.records import FetchResult  # noqa: E402
 
 GLOBAL, PER_HOST = 20, 2
 Get = Callable[[str, str], Awaitable[int]]
@@ -57,36 +53,14 @@ async def _limited(urls: Sequence[str], etags: dict[str, str], get: Get) -> list
     return list(await asyncio.gather(*(one(u) for u in urls)))
 
 
-async def run_fetcher(
-    urls: Sequence[str], etags: dict[str, str], drain: bool, h11_path: bool = False
-) -> list[int]:
-    fetcher = DrainingFetcher() if drain else Fetcher()
-    if h11_path:
-        from bench.h11_fetcher import H11FeedFetcher
-
-        fetcher = H11FeedFetcher()
-    async with fetcher:
+async def run_fetcher(urls: Sequence[str], etags: dict[str, str], lean: bool) -> list[int]:
+    async with Fetcher(lean=lean) as fetcher:
 
         async def get(url: str, etag: str) -> int:
             result = await fetcher.fetch(url, etag=etag)
             return result.http_status or 0
 
         return await _limited(urls, etags, get)
-
-
-class DrainingFetcher(Fetcher):
-    """A Fetcher whose 304s leave the connection reusable: the change proposed for fetch.py.
-
-    httpcore returns a connection to its pool only when the response was read to its end; the
-    Fetcher closes a 304 unread, so every unchanged feed costs a new TCP connection."""
-
-    async def _finish(
-        self, url: str, final_url: str, response: httpx.Response, max_body: int
-    ) -> FetchResult:
-        if response.status_code == 304:
-            async for _ in response.aiter_raw():  # empty: h11 reaches DONE, keep-alive holds
-                pass
-        return await super()._finish(url, final_url, response, max_body)
 
 
 async def run_httpx(urls: Sequence[str], etags: dict[str, str]) -> list[int]:
@@ -254,9 +228,8 @@ def learn_etags(urls: Sequence[str]) -> dict[str, str]:
 
 
 CLIENTS: dict[str, Callable[[Sequence[str], dict[str, str]], list[int]]] = {
-    "fetcher": lambda u, e: asyncio.run(run_fetcher(u, e, drain=False)),
-    "fetcher+drain": lambda u, e: asyncio.run(run_fetcher(u, e, drain=True)),
-    "h11-fetcher": lambda u, e: asyncio.run(run_fetcher(u, e, drain=False, h11_path=True)),
+    "fetcher": lambda u, e: asyncio.run(run_fetcher(u, e, lean=True)),
+    "fetcher-httpx": lambda u, e: asyncio.run(run_fetcher(u, e, lean=False)),
     "httpx": lambda u, e: asyncio.run(run_httpx(u, e)),
     "httpcore": lambda u, e: asyncio.run(run_httpcore(u, e)),
     "httpcore/host": lambda u, e: asyncio.run(run_httpcore_per_host(u, e)),
