@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -151,6 +152,9 @@ class Daemon:
                 self._schedule_alerts(scheduler)
                 self._schedule_housekeeping(scheduler)
                 scheduler.start()
+                # Start-up objects (modules, config, models) live as long as the daemon: keep
+                # them out of the collector's full passes, which otherwise walk them every time.
+                gc.freeze()
                 self._write_state()
                 if self.watcher is not None:
                     background.append(loop.create_task(self._watch(self.watcher, watch_stop)))

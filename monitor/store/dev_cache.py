@@ -36,8 +36,9 @@ from monitor.store.developments import N_DOCS_KEY, root_of
 # Decoded features take about nine times the length of their JSON (measured on real articles:
 # 43 kB for 4.7 kB); memory is budgeted by that estimate.
 SIZE_FACTOR = 9
-LIVE_BYTES = 128 * 2**20  # features of the members of the topics kept (least recent topic goes)
-SPARE_BYTES = 32 * 2**20  # other recently used features (LRU)
+# The daemon's whole process tree should stay under 350 MB (it is ~290 MB without this memory).
+LIVE_BYTES = 48 * 2**20  # features of the members of the topics kept (least recent topic goes)
+SPARE_BYTES = 8 * 2**20  # other recently used features (LRU)
 MAX_TERMS = 300_000  # document frequencies kept before the memory is emptied and refilled
 _CHUNK = 500  # ids or terms per IN (...) query
 _TYPICAL_SIZE = 40_000  # for features whose JSON length is not known
