@@ -80,6 +80,9 @@ class Weigher:
         self._n = stats.n_docs
         self._default = idf_of(self._n, 0)
         self._idf: dict[str, dict[str, float]] = {space: {} for space in SPACES}
+        # Vectors already weighed in this decision, by the identity of their bag: a member's
+        # vector is needed again for every article of a merge check.
+        self._memo: dict[tuple[str, int], tuple[Mapping[str, float], dict[str, float]]] = {}
 
     def prime(self, doc: DocFeatures | None, profiles: Iterable[Profile]) -> None:
         """Fetch, in one call, every term the coming comparisons will weigh."""
@@ -108,15 +111,25 @@ class Weigher:
         return self._idf[space].get(term, self._default)
 
     def unit(self, space: str, bag: Mapping[str, float]) -> dict[str, float]:
-        """Log-tf x IDF, scaled to unit length."""
+        """Log-tf x IDF, scaled to unit length (the vectors must not change meanwhile)."""
+        memo = self._memo.get((space + "u", id(bag)))
+        if memo is not None and memo[0] is bag:
+            return memo[1]
         idf, default = self._idf[space], self._default
-        return _normalised(
+        vec = _normalised(
             {t: (1.0 + math.log(x)) * idf.get(t, default) for t, x in bag.items() if x > 0}
         )
+        self._memo[space + "u", id(bag)] = (bag, vec)
+        return vec
 
     def centroid(self, space: str, summed: Mapping[str, float]) -> dict[str, float]:
+        memo = self._memo.get((space + "c", id(summed)))
+        if memo is not None and memo[0] is summed:
+            return memo[1]
         idf, default = self._idf[space], self._default
-        return _normalised({t: x * idf.get(t, default) for t, x in summed.items() if x > 0})
+        vec = _normalised({t: x * idf.get(t, default) for t, x in summed.items() if x > 0})
+        self._memo[space + "c", id(summed)] = (summed, vec)
+        return vec
 
 
 def rough_closeness(
