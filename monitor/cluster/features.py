@@ -96,6 +96,11 @@ class DocFeatures:
         # A short text keeps all its shingles; the full sets are compared only when both are.
         return sampled if len(sampled) >= MIN_SAMPLED else frozenset(self.shingles)
 
+    @cached_property
+    def sketch_sorted(self) -> tuple[int, ...]:
+        """The sketch in ascending order, to count its hashes below a cap by bisection."""
+        return tuple(sorted(self.sketch))
+
     @property
     def sketch_capped(self) -> bool:
         return len(self.shingles) >= MAX_SHINGLES
