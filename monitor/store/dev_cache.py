@@ -31,7 +31,7 @@ from typing import Any
 
 from monitor.clock import parse_iso, utc_iso
 from monitor.cluster import DevelopmentView, DocFeatures, Member
-from monitor.store.developments import N_DOCS_KEY, root_of
+from monitor.store.developments import N_DOCS_KEY, recent_members_sql, root_of
 
 # Decoded features take about nine times the length of their JSON (measured on real articles:
 # 43 kB for 4.7 kB); memory is budgeted by that estimate.
@@ -294,16 +294,7 @@ class ClusterCache:
     def _load(self, conn: sqlite3.Connection, topic: str, since: datetime) -> _Topic:
         self.forget_topic(topic)
         self.loads += 1
-        rows = conn.execute(
-            """SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, i.guid
-               FROM developments d
-               JOIN development_items di ON di.development_id = d.id AND di.topic = d.topic
-               JOIN item_features f ON f.item_id = di.item_id
-               JOIN items i ON i.id = di.item_id
-               WHERE d.topic = ? AND d.last_seen >= ?
-               ORDER BY d.id, di.added_at, di.item_id""",
-            (topic, utc_iso(since)),
-        ).fetchall()
+        rows = conn.execute(recent_members_sql(), (topic, utc_iso(since))).fetchall()
         feats = self._lookup(conn, (int(r[3]) for r in rows))
         devs: dict[int, _Dev] = {}
         items: set[int] = set()

@@ -133,23 +133,26 @@ def root_of(conn: sqlite3.Connection, development_id: int) -> int:
         seen.add(development_id)
 
 
-def recent_developments(
-    conn: sqlite3.Connection, topic: str, since: datetime
-) -> list[DevelopmentView]:
-    """The topic's developments seen since `since`, merged ones folded into their target."""
-    rows = conn.execute(
-        """SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, f.features, i.guid
+def recent_members_sql(extra_columns: str = "") -> str:
+    """Members of a topic's developments seen since a time: (topic, since) parameters; columns
+    dev id, first_seen, last_seen, item id, added_at, guid, then `extra_columns` (from f, i)."""
+    return f"""SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, i.guid{extra_columns}
            FROM developments d
            JOIN development_items di ON di.development_id = d.id AND di.topic = d.topic
            JOIN item_features f ON f.item_id = di.item_id
            JOIN items i ON i.id = di.item_id
            WHERE d.topic = ? AND d.last_seen >= ?
-           ORDER BY d.id, di.added_at, di.item_id""",
-        (topic, utc_iso(since)),
-    ).fetchall()
+           ORDER BY d.id, di.added_at, di.item_id"""
+
+
+def recent_developments(
+    conn: sqlite3.Connection, topic: str, since: datetime
+) -> list[DevelopmentView]:
+    """The topic's developments seen since `since`, merged ones folded into their target."""
+    rows = conn.execute(recent_members_sql(", f.features"), (topic, utc_iso(since))).fetchall()
     grouped: dict[int, list[Member]] = {}
     spans: dict[int, tuple[datetime, datetime]] = {}
-    for dev_id, first, last, item_id, added, feats, guid in rows:
+    for dev_id, first, last, item_id, added, guid, feats in rows:
         root = root_of(conn, int(dev_id))
         seen = parse_iso(added)
         assert seen is not None
