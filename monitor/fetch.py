@@ -142,7 +142,7 @@ class Fetcher:
             str, tuple[tuple[tuple[str, str], ...], tuple[Target, h11.Request] | None]
         ] = {}
         if lean and transport is None and network_backend is None:
-            self._lean = LeanPool(max_connections, lambda: context)
+            self._lean = LeanPool(max_connections, context)
         # The client's own headers as httpx holds them: (name, value, lower-case name).
         self._base_headers = [
             (k, v, k.decode("ascii").lower()) for k, v in self._client.headers.raw

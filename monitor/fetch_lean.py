@@ -260,8 +260,9 @@ class LeanPool:
     the idle connections between them, closing the longest idle one when a new connection would
     go over the limit, and any that idled longer than KEEPALIVE_EXPIRY."""
 
-    def __init__(self, max_connections: int, ssl_context: Callable[[], ssl.SSLContext]) -> None:
+    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext) -> None:
         self.max_connections = max_connections
+        ssl_context.set_alpn_protocols(["http/1.1"])  # as httpcore does, on the same context
         self._ssl_context = ssl_context
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._idle_order: OrderedDict[_Connection, None] = OrderedDict()
@@ -334,10 +335,7 @@ class LeanPool:
         while len(self._open) >= self.max_connections and self._idle_order:
             next(iter(self._idle_order)).close()  # the longest idle; it forgets itself
         _, host, port = target.origin
-        context = None
-        if target.tls:
-            context = self._ssl_context()
-            context.set_alpn_protocols(["http/1.1"])  # as httpcore does
+        context = self._ssl_context if target.tls else None
         loop = asyncio.get_running_loop()
         conn = _Connection(self, target.origin)
         try:
