@@ -329,16 +329,15 @@ class Store:
         """Decide, per matched topic, the development the new item joins (monitor.cluster)."""
         if not matches:
             return {}
-        from monitor.cluster import DocFeatures, features
+        from monitor.cluster import features
         from monitor.store import developments as dev
 
-        feats = (
-            DocFeatures.from_json(article.features)
-            if article.features
-            else features(article.title, article.text, article.language)
+        # The extraction worker computed them; an article stored without them gets them here.
+        stored = (
+            article.features or features(article.title, article.text, article.language).to_json()
         )
         cache = self.cluster_cache()
-        dev.add_to_corpus(self.conn, item_id, feats, cache)
+        feats = dev.add_to_corpus(self.conn, item_id, stored, cache)
         clustered = dev.ArticleForClustering(item_id, article.title, article.entry.guid, feats)
         return {
             (item_id, m.topic): dev.assign(
@@ -398,8 +397,8 @@ class Store:
                 ).fetchone()
                 feats = dev.load_features(self.conn, item_id, cache)
                 if feats is None:
-                    feats = features(title, row["text"], row["language"])
-                    dev.add_to_corpus(self.conn, item_id, feats, cache)
+                    stored = features(title, row["text"], row["language"]).to_json()
+                    feats = dev.add_to_corpus(self.conn, item_id, stored, cache)
                 seen = parse_iso(row["fetched"]) or now
                 clustered = dev.ArticleForClustering(item_id, title, guid, feats)
                 dev.assign(self.conn, clustered, topic, self._params(topic), seen, cache)

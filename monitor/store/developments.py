@@ -83,12 +83,14 @@ class CachedDocFreqs:
 def add_to_corpus(
     conn: sqlite3.Connection,
     item_id: int,
-    feats: DocFeatures,
+    stored: str,
     cache: ClusterCache | None = None,
-) -> None:
-    """Remember an item's features and count its terms into the document frequencies."""
+) -> DocFeatures:
+    """Store an item's features (`stored`: their JSON) and count its terms into the document
+    frequencies. Returns the features as reading the row back gives them, which is what the
+    item is compared as, now and later."""
+    feats = DocFeatures.from_json(stored)
     terms = feats.terms()
-    stored = feats.to_json()
     conn.execute(
         "INSERT OR REPLACE INTO item_features (item_id, features) VALUES (?, ?)",
         (item_id, stored),
@@ -104,9 +106,9 @@ def add_to_corpus(
         (N_DOCS_KEY,),
     )
     if cache is not None:
-        # Members are what reading the row back gives, exactly as without the cache.
-        cache.remember(item_id, DocFeatures.from_json(stored), len(stored))
+        cache.remember(item_id, feats, len(stored))
         cache.counted(terms)
+    return feats
 
 
 def load_features(
