@@ -31,7 +31,7 @@ from typing import Any
 
 from monitor.clock import parse_iso, utc_iso
 from monitor.cluster import DevelopmentView, DocFeatures, Member
-from monitor.store.developments import N_DOCS_KEY, recent_members_sql, root_of
+from monitor.store.developments import read_dfs, read_n_docs, recent_members_sql, root_of
 
 # Decoded features take about nine times the length of their JSON (measured on real articles:
 # 43 kB for 4.7 kB); memory is budgeted by that estimate.
@@ -40,7 +40,7 @@ SIZE_FACTOR = 9
 LIVE_BYTES = 48 * 2**20  # features of the members of the topics kept (least recent topic goes)
 SPARE_BYTES = 8 * 2**20  # other recently used features (LRU)
 MAX_TERMS = 300_000  # document frequencies kept before the memory is emptied and refilled
-_CHUNK = 500  # ids or terms per IN (...) query
+_CHUNK = 500  # ids per IN (...) query
 _TYPICAL_SIZE = 40_000  # for features whose JSON length is not known
 
 
@@ -200,8 +200,7 @@ class ClusterCache:
 
     def n_docs(self, conn: sqlite3.Connection) -> int:
         if self._n_docs is None:
-            row = conn.execute("SELECT value FROM kv WHERE key = ?", (N_DOCS_KEY,)).fetchone()
-            self._n_docs = int(row[0]) if row else 0
+            self._n_docs = read_n_docs(conn)
         return self._n_docs
 
     def dfs(self, conn: sqlite3.Connection, terms: Collection[str]) -> Mapping[str, int]:
@@ -210,14 +209,9 @@ class ClusterCache:
         if len(self._dfs) + len(missing) > self.max_terms:
             self._dfs.clear()
             missing = list(terms)
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found = dict(
-                conn.execute(f"SELECT term, df FROM corpus_terms WHERE term IN ({marks})", chunk)
-            )
-            for term in chunk:
-                self._dfs[term] = int(found.get(term, 0))
+        found = read_dfs(conn, missing)
+        for term in missing:
+            self._dfs[term] = found.get(term, 0)
         return self._dfs
 
     def counted(self, terms: Iterable[str]) -> None:

@@ -32,6 +32,27 @@ if TYPE_CHECKING:
     from monitor.store.dev_cache import ClusterCache
 
 N_DOCS_KEY = "corpus_n_docs"
+_CHUNK = 500  # terms per IN (...) query
+
+
+def read_n_docs(conn: sqlite3.Connection) -> int:
+    """How many documents the stored document frequencies count."""
+    row = conn.execute("SELECT value FROM kv WHERE key = ?", (N_DOCS_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_dfs(conn: sqlite3.Connection, terms: Collection[str]) -> dict[str, int]:
+    """Stored document frequencies of these terms (terms never counted are left out)."""
+    found: dict[str, int] = {}
+    wanted = list(terms)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for term, df in conn.execute(
+            f"SELECT term, df FROM corpus_terms WHERE term IN ({marks})", chunk
+        ):
+            found[term] = int(df)
+    return found
 
 
 class StoredDocFreqs:
@@ -39,24 +60,14 @@ class StoredDocFreqs:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (N_DOCS_KEY,)).fetchone()
-        self._n_docs = int(row[0]) if row else 0
+        self._n_docs = read_n_docs(conn)
 
     @property
     def n_docs(self) -> int:
         return self._n_docs
 
     def dfs(self, terms: Collection[str]) -> Mapping[str, int]:
-        found: dict[str, int] = {}
-        wanted = list(terms)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for term, df in self.conn.execute(
-                f"SELECT term, df FROM corpus_terms WHERE term IN ({marks})", chunk
-            ):
-                found[term] = int(df)
-        return _Defaulting(found)
+        return _Defaulting(read_dfs(self.conn, terms))
 
 
 class _Defaulting(dict[str, int]):
