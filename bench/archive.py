@@ -271,7 +271,7 @@ def matching_cost(store: Store, matcher: Matcher, docs: list[MatchDoc]) -> tuple
     t0 = time.perf_counter()
     try:
         for n, doc in enumerate(docs):
-            archive.index_item(conn, 10**9 + n, doc.title, doc.text, doc.language)
+            archive.index_item(conn, 10**9 + n, doc.title, doc.text)
         index_ms = 1000 * (time.perf_counter() - t0) / len(docs)
     finally:
         conn.execute("ROLLBACK")

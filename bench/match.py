@@ -306,7 +306,7 @@ def store(conn: sqlite3.Connection, docs: Sequence[MatchDoc], start: datetime) -
             (str(doc.key), doc.title, doc.text, doc.language, fetched),
         )
         t0 = time.perf_counter()
-        archive.index_item(conn, int(cur.lastrowid or 0), doc.title, doc.text, doc.language)
+        archive.index_item(conn, int(cur.lastrowid or 0), doc.title, doc.text)
         indexing += time.perf_counter() - t0
     conn.commit()
     return indexing

@@ -52,5 +52,5 @@ def add_item(
         ),
     )
     item_id = int(cur.lastrowid or 0)
-    archive.index_item(conn, item_id, title, text, language)
+    archive.index_item(conn, item_id, title, text)
     return item_id

@@ -127,15 +127,13 @@ def index_item(
     item_id: int,
     title: str | None,
     text: str | None,
-    language: str | None = None,
 ) -> None:
     """Add one item to the history index, replacing its entry if it has one.
 
     Replacing removes the entry made from the values ``items`` holds now, so change the
-    ``items`` row after this call, or call ``delete_items`` before changing it. ``language`` is
-    not indexed (the language filter reads ``items.language``); kept for callers.
+    ``items`` row after this call, or call ``delete_items`` before changing it. Languages are
+    not indexed: the language filter reads ``items.language``.
     """
-    del language
     delete_items(conn, [item_id])
     conn.execute(_INSERT, (item_id, *index_values(title, text)))
 

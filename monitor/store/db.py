@@ -318,7 +318,7 @@ class Store:
         )
         from monitor.match import archive
 
-        archive.index_item(self.conn, item_id, article.title, article.text, article.language)
+        archive.index_item(self.conn, item_id, article.title, article.text)
         return item_id, True
 
     # ----------------------------------------------------------------- developments
