@@ -28,7 +28,8 @@ from bench.extraction_metric import (
     load_dev_pages,
     page_counts,
 )
-from monitor.extract import extract_page, warm_up
+from monitor.extract import extract_page
+from monitor.language import warm_up
 
 Extractor = Callable[[DevPage], str]
 

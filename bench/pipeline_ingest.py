@@ -255,9 +255,9 @@ def _extract_ours(task: tuple[bytes, str]) -> float:
 def _warm(_: int) -> int:
     import trafilatura  # noqa: F401
 
-    import monitor.extract
+    import monitor.language
 
-    monitor.extract.warm_up()
+    monitor.language.warm_up()
     return 0
 
 

@@ -35,7 +35,7 @@ from trafilatura.utils import load_html
 
 from monitor.extracted import ExtractedPage
 
-__all__ = ["ExtractedPage", "decode_html", "detect_language", "extract_page", "warm_up"]
+__all__ = ["ExtractedPage", "decode_html", "detect_language", "extract_page"]
 
 MAX_HTML_BYTES = 5_000_000  # trafilatura's cost grows with the page; real articles are far smaller
 # Real article pages have a few thousand elements; trafilatura needs ~0.1 ms per element, worse
@@ -436,17 +436,9 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-# Language identification lives in monitor.language, imported on first use: the extraction
-# workers never load it (see monitor.workers), and these names stay importable from here.
 def detect_language(text: str, fallback: str | None = None) -> str | None:
-    """ISO 639-1 code of the text, or ``fallback`` when unsure (``monitor.language``)."""
+    """``monitor.language.detect_language``, imported on first use: the extraction workers
+    (``detect=False``) never load the language model."""
     from monitor.language import detect_language as detect
 
     return detect(text, fallback)
-
-
-def warm_up() -> None:
-    """Load the language model ahead of the first text (``monitor.language.warm_up``)."""
-    from monitor.language import warm_up as load
-
-    load()

@@ -24,7 +24,8 @@ def warm_up() -> None:
     import monitor.daemon
     from monitor.alert.dispatch import sample_payload
     from monitor.alert.render import Renderer
-    from monitor.extract import extract_page, warm_up
+    from monitor.extract import extract_page
+    from monitor.language import warm_up
     from monitor.match.query import validate_query
 
     assert monitor.cli and monitor.daemon

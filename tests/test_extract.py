@@ -17,7 +17,8 @@ from trafilatura.settings import Document
 
 import bench.extraction_metric as metric
 import monitor.extract as extract
-from monitor.extract import ExtractedPage, decode_html, detect_language, extract_page, warm_up
+from monitor.extract import ExtractedPage, decode_html, detect_language, extract_page
+from monitor.language import warm_up
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction-dev"
 
