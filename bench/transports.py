@@ -27,6 +27,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,26 +145,7 @@ class _H11Connection:
 
 
 async def run_h11(urls: Sequence[str], etags: dict[str, str]) -> list[int]:
-    idle: dict[str, list[_H11Connection]] = {}
-
-    async def get(url: str, etag: str) -> int:
-        parts = urlsplit(url)
-        pool = idle.setdefault(parts.netloc, [])
-        if pool:
-            conn = pool.pop()
-        else:
-            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-            conn = _H11Connection(reader, writer)
-        status = await conn.get(parts.netloc, parts.path, etag)
-        pool.append(conn)
-        return status
-
-    try:
-        return await _limited(urls, etags, get)
-    finally:
-        for pool in idle.values():
-            for conn in pool:
-                conn.writer.close()
+    return await _run_pooled(urls, etags, _H11Connection)
 
 
 class _Connection:
@@ -191,7 +173,22 @@ class _Connection:
 
 
 async def run_asyncio(urls: Sequence[str], etags: dict[str, str]) -> list[int]:
-    idle: dict[str, list[_Connection]] = {}
+    return await _run_pooled(urls, etags, _Connection)
+
+
+class _Keptalive(Protocol):
+    writer: asyncio.StreamWriter
+
+    async def get(self, host: str, target: str, etag: str) -> int: ...
+
+
+async def _run_pooled(
+    urls: Sequence[str],
+    etags: dict[str, str],
+    connection: Callable[[asyncio.StreamReader, asyncio.StreamWriter], _Keptalive],
+) -> list[int]:
+    """Conditional GETs over hand-kept keep-alive connections, one idle list per host."""
+    idle: dict[str, list[_Keptalive]] = {}
 
     async def get(url: str, etag: str) -> int:
         parts = urlsplit(url)
@@ -200,7 +197,7 @@ async def run_asyncio(urls: Sequence[str], etags: dict[str, str]) -> list[int]:
             conn = pool.pop()
         else:
             reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-            conn = _Connection(reader, writer)
+            conn = connection(reader, writer)
         status = await conn.get(parts.netloc, parts.path, etag)
         pool.append(conn)
         return status
