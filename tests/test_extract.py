@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import trafilatura
+from lxml.html import HtmlElement
+from trafilatura.metadata import extract_author
 from trafilatura.settings import Document
+from trafilatura.utils import load_html
 
 import bench.extraction_metric as metric
 import monitor.extract as extract
@@ -438,3 +441,47 @@ def test_full_cascade_only_where_the_fast_text_is_short_or_odd() -> None:
         "".join(f"<p>{p}</p>" for p in long_article.paragraphs), table
     )
     assert extract._wants_full_cascade(fast(as_table))  # no paragraph text: a table layout
+
+
+BYLINE_PAGES = {
+    "none": "<div class='story'><p>Text of the story.</p></div>",
+    "byline": "<p class='byline'>By Ann Lee <time>today</time></p>",
+    "author element": "<author>Ann Lee</author>",
+    "rel me": "<a href='/x'>Ann Lee<rel>me</rel></a>",
+    "data-testid": "<div data-testid='AuthorCard'>Bo Chen</div>",
+    "entity in class": "<span class='&#97;uthor'>Cy Diaz</span>",
+    "pruned": "<div class='sidebar'><span class='author'>Not Him</span></div>",
+    "writer id": "<span id='writerX' class='writer'>Di Eze</span>",
+}
+
+
+def _tree(body: str) -> HtmlElement:
+    tree = load_html(f"<html><head><title>T</title></head><body>{body}</body></html>")
+    assert tree is not None
+    return tree
+
+
+@pytest.mark.parametrize("body", BYLINE_PAGES.values(), ids=BYLINE_PAGES.keys())
+def test_byline_is_what_trafilatura_extract_author_finds(body: str) -> None:
+    expected = extract._clean(extract_author(_tree(body)))
+    assert extract._byline(_tree(body)) == expected
+    assert expected or body == BYLINE_PAGES["none"] or body == BYLINE_PAGES["pruned"]
+
+
+def test_page_without_byline_attributes_is_not_searched() -> None:
+    assert not extract._may_have_byline(_tree(BYLINE_PAGES["none"]))
+    assert all(extract._may_have_byline(_tree(b)) for k, b in BYLINE_PAGES.items() if k != "none")
+    assert extract._BYLINE_WORDS_CURRENT  # trafilatura's author XPaths are the ones read
+
+
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data/extraction-dev is absent")
+def test_byline_is_what_extract_author_finds_on_real_pages() -> None:
+    for page in metric.load_dev_pages(DATA_DIR):
+        html = decode_html(page.html)
+        assert extract._byline(_tree_of(html)) == extract._clean(extract_author(_tree_of(html)))
+
+
+def _tree_of(html: str) -> HtmlElement:
+    tree = load_html(html)
+    assert tree is not None
+    return tree
