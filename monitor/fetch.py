@@ -22,7 +22,6 @@ import ssl
 import time
 import zlib
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -34,6 +33,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urljoin, urlsplit
 
@@ -46,8 +46,8 @@ from monitor.clock import Clock, SystemClock
 from monitor.fetch_lean import (
     ConnectFailed,
     LeanPool,
+    LeanRequest,
     LeanResponse,
-    Target,
     build_request,
     lean_target,
 )
@@ -138,9 +138,7 @@ class Fetcher:
         )
         self._lean: LeanPool | None = None
         # URL -> (request headers, the lean request ready to send, or None: httpx sends it)
-        self._prepared: dict[
-            str, tuple[tuple[tuple[str, str], ...], tuple[Target, h11.Request] | None]
-        ] = {}
+        self._prepared: dict[str, tuple[tuple[tuple[str, str], ...], LeanRequest | None]] = {}
         if lean and transport is None and network_backend is None:
             self._lean = LeanPool(max_connections, context)
         # The client's own headers as httpx holds them: (name, value, lower-case name).
@@ -257,9 +255,8 @@ class Fetcher:
         prepared = self._prepare_lean(url, headers)
         if prepared is None:
             return None
-        target, request = prepared
         try:
-            response = await self._lean.request(target, request)
+            response = await self._lean.request(prepared)
         except ConnectFailed:
             return None
         try:
@@ -273,7 +270,7 @@ class Fetcher:
         finally:
             response.close()  # a no-op once the body was read and the connection pooled
 
-    def _prepare_lean(self, url: str, headers: dict[str, str]) -> tuple[Target, h11.Request] | None:
+    def _prepare_lean(self, url: str, headers: dict[str, str]) -> LeanRequest | None:
         """The parsed URL and the checked request, or None if httpx should send it.
 
         Kept per URL and headers: an unchanged feed sends the same request (same ETag) each
@@ -284,12 +281,12 @@ class Fetcher:
         kept = self._prepared.get(url)
         if not cookies and kept is not None and kept[0] == key:
             return kept[1]
-        prepared: tuple[Target, h11.Request] | None = None
+        prepared: LeanRequest | None = None
         target = lean_target(url)
         lean_headers = self._lean_headers(url, headers) if target is not None else None
         if target is not None and lean_headers is not None:
             with contextlib.suppress(h11.LocalProtocolError):
-                prepared = target, build_request(target, lean_headers)
+                prepared = build_request(target, lean_headers)
         if not cookies:
             if len(self._prepared) >= _PREPARED_MAX:
                 self._prepared.clear()
@@ -319,21 +316,9 @@ class Fetcher:
         )
         self._client.cookies.extract_cookies(answer)
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, url: str) -> AsyncIterator[None]:
+    def _slot(self, url: str) -> _Slot:
         """Hold a per-host and a global connection slot (in that order)."""
-        host = _split(url)[1]
-        slots = self._per_host.get(host)
-        if slots is None:
-            slots = self._per_host[host] = _HostSlots(asyncio.Semaphore(self._per_host_limit))
-        slots.users += 1
-        try:
-            async with slots.semaphore, self._global:
-                yield
-        finally:
-            slots.users -= 1
-            if slots.users == 0:
-                del self._per_host[host]
+        return _Slot(self, _split(url)[1])
 
     async def _finish(
         self, url: str, final_url: str, answer: _Answer, max_body: int
@@ -577,14 +562,75 @@ class _Budget:
         self.seconds = seconds
         self.left = seconds
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        started = time.monotonic()
+    def running(self) -> _Running:
+        """`async with budget.running():` the block spends from the budget, and is cut off with
+        TimeoutError when it runs out."""
+        return _Running(self)
+
+
+class _Running:
+    # A class, not an async generator: this runs twice per poll, and a generator-based context
+    # manager costs several times as much.
+    __slots__ = ("_budget", "_started", "_timeout")
+
+    def __init__(self, budget: _Budget) -> None:
+        self._budget = budget
+        self._started = 0.0
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> None:
+        self._started = time.monotonic()
+        self._timeout = asyncio.timeout(max(self._budget.left, 0.0))
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
-            async with asyncio.timeout(max(self.left, 0.0)):
-                yield
+            assert self._timeout is not None
+            await self._timeout.__aexit__(kind, exc, tb)  # raises TimeoutError if it fired
         finally:
-            self.left -= time.monotonic() - started
+            self._budget.left -= time.monotonic() - self._started
+
+
+class _Slot:
+    """A per-host and a global connection slot, taken in that order (see `Fetcher._slot`)."""
+
+    __slots__ = ("_fetcher", "_host", "_slots")
+
+    def __init__(self, fetcher: Fetcher, host: str) -> None:
+        self._fetcher = fetcher
+        self._host = host
+        slots = fetcher._per_host.get(host)
+        if slots is None:
+            slots = fetcher._per_host[host] = _HostSlots(asyncio.Semaphore(fetcher._per_host_limit))
+        self._slots = slots
+
+    async def __aenter__(self) -> None:
+        slots = self._slots
+        slots.users += 1
+        try:
+            await slots.semaphore.acquire()
+            try:
+                await self._fetcher._global.acquire()
+            except BaseException:
+                slots.semaphore.release()
+                raise
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._fetcher._global.release()
+        self._slots.semaphore.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        """Only hosts with requests in flight or queued keep their slots."""
+        slots = self._slots
+        slots.users -= 1
+        if slots.users == 0 and self._fetcher._per_host.get(self._host) is slots:
+            del self._fetcher._per_host[self._host]
 
 
 @dataclass

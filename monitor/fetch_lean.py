@@ -10,12 +10,20 @@ and turns what comes back into the same `FetchResult` the httpx path makes.
 Errors are raised as the httpx exceptions httpx would raise for the same trouble, so the
 Fetcher's error texts are unchanged. A connection that cannot be made raises `ConnectFailed`: the
 Fetcher then repeats the hop through httpx, whose own error text is the one reported.
+
+The usual answer to a poll is a 304 whose head arrives in one piece. For it, h11's per-event
+machinery (about half of what a poll costs) is skipped: the request is written from bytes made
+once (`LeanRequest`, checked against h11's own grammar), and a complete, plainly well-formed
+answer head without a body is read by one match of h11's grammar (`parse_head`). Anything else
+(a body, a split or odd head, an informational answer) is handed to h11 from its first byte,
+so what h11 accepts, refuses and says is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import ssl
 import time
 from collections import OrderedDict
@@ -24,6 +32,9 @@ from dataclasses import dataclass
 
 import h11
 import httpx
+
+# h11's grammar, so the fast path accepts exactly what h11 itself would parse the same way.
+from h11._abnf import field_name, field_value, header_field, reason_phrase, request_target
 
 # httpcore's values, so the two paths frame and expire connections alike.
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection may wait for its next request
@@ -196,21 +207,35 @@ class _Connection(asyncio.Protocol):
 
 
 class LeanResponse:
-    """An answer whose head has arrived; the body is read with `read_chunk`."""
+    """An answer whose head has arrived; the body is read with `read_chunk`.
 
-    __slots__ = ("_conn", "headers", "reason_phrase", "status_code")
+    Read either by h11 (`event` given) or, for a bodyless answer, from a `Head` (`parse_head`):
+    then `after` is what came after the head, and `keep` whether the request allowed keep-alive."""
 
-    def __init__(self, conn: _Connection, event: h11.Response) -> None:
+    __slots__ = ("_conn", "_keep_alive", "headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self, conn: _Connection, event: h11.Response | Head, after: bytes = b"", keep: bool = True
+    ) -> None:
         self._conn: _Connection | None = conn
         self.status_code = event.status_code
         # httpx takes the server's own reason phrase, as ASCII.
         self.reason_phrase = bytes(event.reason).decode("ascii", errors="ignore")
-        self.headers = ResponseHeaders(list(event.headers))
+        if isinstance(event, Head):
+            self.headers = ResponseHeaders(event.headers)
+            # Bytes after the answer would be read as the next answer: close (as h11 would).
+            self._keep_alive: bool | None = keep and event.keep_alive and not after
+        else:
+            self.headers = ResponseHeaders(list(event.headers))
+            self._keep_alive = None  # h11 decides
 
     async def read_chunk(self) -> bytes:
         """The next piece of the (still encoded) body; b"" at its end."""
         conn = self._conn
         if conn is None:
+            return b""
+        if self._keep_alive is not None:  # a bodyless answer read without h11: it is over
+            self._release()
             return b""
         try:
             while True:
@@ -229,18 +254,23 @@ class LeanResponse:
             raise
 
     def _release(self) -> None:
-        """Back to the pool when h11 says the connection can carry another request."""
+        """Back to the pool when the connection can carry another request (h11's rules)."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        state = conn.h11
-        # Bytes after the answer (h11 holds them) would be read as the next answer: close.
-        if (
-            state.our_state is h11.DONE
-            and state.their_state is h11.DONE
-            and not state.trailing_data[0]
-        ):
-            state.start_next_cycle()
+        if self._keep_alive is not None:
+            reusable = self._keep_alive
+        else:
+            state = conn.h11
+            # Bytes after the answer (h11 holds them) would be read as the next answer: close.
+            reusable = (
+                state.our_state is h11.DONE
+                and state.their_state is h11.DONE
+                and not state.trailing_data[0]
+            )
+            if reusable:
+                state.start_next_cycle()
+        if reusable:
             conn.exchanges += 1
             conn.pool._put_idle(conn)
         else:
@@ -270,18 +300,18 @@ class LeanPool:
         self.opened = 0  # connections made, for tests and benchmarks
         self.monotonic: Callable[[], float] = time.monotonic
 
-    async def request(self, target: Target, request: h11.Request) -> LeanResponse:
+    async def request(self, request: LeanRequest) -> LeanResponse:
         """Send the request and wait for the answer's head.
 
         A reused connection that turns out closed by the server is replaced once by a fresh one
         (a GET may safely be sent again: nothing of it was answered)."""
-        conn = self._take_idle(target.origin)
+        conn = self._take_idle(request.target.origin)
         if conn is not None:
             try:
                 return await self._exchange(conn, request)
             except _Stale:
                 pass
-        conn = await self._connect(target)
+        conn = await self._connect(request.target)
         try:
             return await self._exchange(conn, request)
         except _Stale:
@@ -289,20 +319,29 @@ class LeanPool:
                 "Server disconnected without sending a response."
             ) from None
 
-    async def _exchange(self, conn: _Connection, request: h11.Request) -> LeanResponse:
+    async def _exchange(self, conn: _Connection, request: LeanRequest) -> LeanResponse:
         try:
-            state = conn.h11
-            data = (state.send(request) or b"") + (state.send(_END) or b"")
             assert conn.transport is not None
             conn.received = 0
-            conn.transport.write(data)
+            conn.transport.write(request.head)
+            data = await _receive(conn, stale_check=conn.exchanges > 0)
+            if not data:
+                if conn.exchanges:
+                    raise _Stale
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            head = parse_head(data)
+            if head is not None:
+                return LeanResponse(conn, head, data[head.end :], request.keep_alive)
+            # h11 reads this answer from its first byte: first it learns what was sent.
+            state = conn.h11
+            state.send(request.event())
+            state.send(_END)
+            state.receive_data(data)
             while True:
                 event = _next_event(conn)
                 if event is h11.NEED_DATA:
-                    data = await _receive(conn, stale_check=conn.exchanges > 0)
+                    data = await _receive(conn)
                     if not data and state.their_state is h11.SEND_RESPONSE:
-                        if conn.exchanges and not conn.received:
-                            raise _Stale
                         raise httpx.RemoteProtocolError(
                             "Server disconnected without sending a response."
                         )
@@ -373,12 +412,123 @@ class LeanPool:
         self._idle_order.clear()
 
 
-def build_request(target: Target, headers: list[tuple[bytes, bytes]]) -> h11.Request:
-    """The GET, Host first as httpx sends it. Raises h11.LocalProtocolError for a header that
-    h11 (hence httpx too) will not send: before anything is connected or sent."""
-    return h11.Request(
-        method=b"GET", target=target.target, headers=[(b"Host", target.host_header), *headers]
-    )
+class LeanRequest:
+    """A feed poll's GET: the bytes h11 would write for it, made once and checked as h11 checks
+    them, and the request event h11 needs when it reads the answer itself."""
+
+    __slots__ = ("_event", "head", "headers", "keep_alive", "target")
+
+    def __init__(
+        self, target: Target, headers: list[tuple[bytes, bytes]], lines: list[bytes]
+    ) -> None:
+        self.target = target
+        self.headers = headers
+        self.head = b"".join((b"GET %s HTTP/1.1\r\n" % target.target, *lines, b"\r\n"))
+        self.keep_alive = b"close" not in _comma_values(headers, b"connection")
+        self._event: h11.Request | None = None
+
+    def event(self) -> h11.Request:
+        if self._event is None:
+            self._event = h11.Request(
+                method=b"GET", target=self.target.target, headers=self.headers
+            )
+        return self._event
+
+
+def build_request(target: Target, headers: list[tuple[bytes, bytes]]) -> LeanRequest:
+    """The GET, Host first as httpx sends it. Raises h11.LocalProtocolError, with h11's words,
+    for what h11 (hence httpx too) would not send: before anything is connected or sent."""
+    full = [(b"Host", target.host_header), *headers]
+    lines = [_header_line(name, value) for name, value in full]
+    if sum(name.lower() == b"host" for name, _ in full) > 1:
+        raise h11.LocalProtocolError("Found multiple Host: headers")
+    if not _TARGET.fullmatch(target.target):
+        raise h11.LocalProtocolError("Illegal target characters")
+    return LeanRequest(target, full, lines)
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_line(name: bytes, value: bytes) -> bytes:
+    """One header as h11 writes it, checked as h11 checks it. Cached: most of a poll's headers
+    are the same for every feed."""
+    if not _FIELD_NAME.fullmatch(name):
+        raise h11.LocalProtocolError(f"Illegal header name {name!r}")
+    if not _FIELD_VALUE.fullmatch(value):
+        raise h11.LocalProtocolError(f"Illegal header value {value!r}")
+    if name.lower() in _FRAMING:  # a body's framing: h11 would change what it sends
+        raise h11.LocalProtocolError(f"not sent by the lean path: {name!r}")
+    return b"%s: %s\r\n" % (name, value)
+
+
+_FIELD_NAME = re.compile(field_name.encode("ascii"))
+_FIELD_VALUE = re.compile(field_value.encode("ascii"))
+_TARGET = re.compile(request_target.encode("ascii"))
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A final answer's head read without h11, and where the bytes after it start."""
+
+    status_code: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]  # (lower-case name, value), as h11 gives them
+    keep_alive: bool
+    end: int
+
+
+def _unnamed(pattern: str) -> str:
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+# A whole HTTP/1.1 status line and header block, CRLF line ends, no folded lines.
+_STATUS_LINE = rf"HTTP/1\.1 (?P<status>[0-9]{{3}})(?: (?P<reason>{reason_phrase}))?\r\n"
+_HEAD = re.compile(
+    (_STATUS_LINE + rf"(?P<fields>(?:{_unnamed(header_field)}\r\n)*)\r\n").encode("ascii")
+)
+_BODYLESS = frozenset({204, 304})  # to a GET, h11 frames these as having no body
+_BODYLESS_CODES = frozenset(b"%d" % code for code in _BODYLESS)
+_CONTENT_LENGTH = re.compile(rb"[0-9]{1,20}")
+
+
+def parse_head(data: bytes) -> Head | None:
+    """The head of a bodyless final answer (204, 304) that starts `data`, read as h11 reads it;
+    None for anything else (incomplete, a body to frame, anything unusual): h11's to read."""
+    if data[9:12] not in _BODYLESS_CODES:  # where the head below puts the status code
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    end += 4
+    match = _HEAD.fullmatch(data, 0, end)
+    if match is None:
+        return None
+    status = int(match["status"])
+    if status not in _BODYLESS:
+        return None
+    headers: list[tuple[bytes, bytes]] = []
+    seen_length = False
+    for line in match["fields"].split(b"\r\n")[:-1]:
+        raw_name, _, raw_value = line.partition(b":")
+        name, value = raw_name.lower(), raw_value.strip(b" \t")
+        if name == b"content-length":  # h11 checks it even where it frames no body
+            if seen_length or not _CONTENT_LENGTH.fullmatch(value):
+                return None
+            seen_length = True
+        elif name == b"transfer-encoding":
+            return None
+        headers.append((name, value))
+    keep_alive = b"close" not in _comma_values(headers, b"connection")
+    return Head(status, match["reason"] or b"", headers, keep_alive, end)
+
+
+def _comma_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """h11's `get_comma_header`: the lower-cased, comma-separated values of a header."""
+    out = []
+    for key, value in headers:
+        if key.lower() == name:
+            out += [part.strip() for part in value.lower().split(b",") if part.strip()]
+    return out
 
 
 _END = h11.EndOfMessage()

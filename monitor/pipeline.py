@@ -18,6 +18,7 @@ Errors are data: a failing stage becomes the feed's recorded status; nothing her
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -42,6 +43,7 @@ from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_afte
 from monitor.store import FeedState, FeedStateUpdate, Store
 
 log = logging.getLogger("monitor.poll")
+UNCHANGED_GATHER = 0.01  # seconds an unchanged feed's state write waits for others to join it
 T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
@@ -82,13 +84,28 @@ class Coalesced(Generic[A, R]):
     transactions. `many(args)` runs on the writer thread and returns one result per argument, in
     order; a result that is an exception is raised to that caller alone. Every caller awaits its
     own result, so its read or write is done (committed) before it goes on, as with Writer.call.
+
+    `gather`: at most this many seconds to let calls gather before a trip, while `coming(n)`
+    says that more calls than the `n` queued are on their way (it is asked again at each call,
+    and the trip goes as soon as it says no). A trip costs about 0.1 ms of CPU (thread hand-offs,
+    a transaction); when answers arrive one by one (a quiet machine), most trips would otherwise
+    carry a single call, while a call nothing else is coming to join goes at once.
     """
 
-    def __init__(self, writer: Writer, many: Callable[[list[A]], Sequence[R | Exception]]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        many: Callable[[list[A]], Sequence[R | Exception]],
+        gather: float = 0.0,
+        coming: Callable[[int], bool] | None = None,
+    ) -> None:
         self._writer = writer
         self._many = many
+        self._gather = gather
+        self._coming = coming
         self._queue: list[tuple[A, asyncio.Future[R]]] = []
         self._drain_task: asyncio.Task[None] | None = None
+        self._gathering: asyncio.Future[None] | None = None
 
     async def __call__(self, arg: A) -> R:
         loop = asyncio.get_running_loop()
@@ -96,12 +113,37 @@ class Coalesced(Generic[A, R]):
         self._queue.append((arg, future))
         if self._drain_task is None:
             self._drain_task = loop.create_task(self._drain())
-        return await future
+        elif self._gathering is not None and not self._expecting():
+            _settle(self._gathering)  # everyone expected is here: go now
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Its caller is being stopped: what is queued goes now, before the writer closes,
+            # instead of waiting for company the stop will not let come.
+            if self._gathering is not None:
+                _settle(self._gathering)
+            raise
+
+    def _expecting(self) -> bool:
+        return self._gather > 0 and (self._coming is None or self._coming(len(self._queue)))
+
+    async def _gathered(self) -> None:
+        """Wait up to `gather` seconds, less once no more calls are expected."""
+        loop = asyncio.get_running_loop()
+        self._gathering = gathering = loop.create_future()
+        timer = loop.call_later(self._gather, _settle, gathering)
+        try:
+            await gathering
+        finally:
+            timer.cancel()
+            self._gathering = None
 
     async def _drain(self) -> None:
         batch: list[tuple[A, asyncio.Future[R]]] = []
         try:
             while self._queue:
+                if self._expecting():
+                    await self._gathered()
                 batch, self._queue = self._queue, []
                 try:
                     results = await self._writer.call(self._many, [arg for arg, _ in batch])
@@ -120,6 +162,11 @@ class Coalesced(Generic[A, R]):
             for _, future in (*batch, *self._queue):  # cancelled mid-call: nobody waits forever
                 future.cancel()
             self._queue = []
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Extractor:
@@ -212,6 +259,15 @@ class Pipeline:
         # Feed state is read and written for every poll: concurrent polls share one writer trip.
         self._read_states = Coalesced(writer, writer.store.feed_states_named)
         self._write_states = Coalesced(writer, writer.store.record_feed_states)
+        # Most polls find their feed unchanged: while other polls run, their state writes wait
+        # a moment for company.
+        self._polling = 0  # polls under way
+        self._write_unchanged = Coalesced(
+            writer,
+            writer.store.record_unchanged_states,
+            gather=UNCHANGED_GATHER,
+            coming=lambda queued: self._polling > queued,
+        )
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
@@ -268,11 +324,14 @@ class Pipeline:
         if lock.locked():
             return PollOutcome(feed.name, "skipped", skipped=Skip.NOT_DUE)
         async with lock:
+            self._polling += 1
             try:
                 outcome = await self._poll(feed, ignore_backoff)
             except Exception as exc:  # a bug must not stop the other feeds; record it
                 log.exception("poll of %s failed", feed.name)
                 outcome = await self._record_failure(feed, f"internal error: {exc!r}")
+            finally:
+                self._polling -= 1
         if outcome.status != "skipped":
             _log_poll(outcome)
         return outcome
@@ -307,7 +366,7 @@ class Pipeline:
         self, feed: Feed, state: FeedState, result: FetchResult
     ) -> PollOutcome:
         update = self._success_update(feed, state, result)
-        await self._write_states((feed.name, update))
+        await self._write_unchanged((feed.name, state.id, update))
         return PollOutcome(feed.name, "unchanged", duration=result.duration)
 
     async def _record_fetch_error(
@@ -409,8 +468,8 @@ class Pipeline:
             ),
         ]
         articles = await self._with_languages(articles)
-        matches = await asyncio.to_thread(
-            self.matcher.match,
+        matches, indexed = await asyncio.to_thread(
+            self.matcher.match_indexed,
             [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles],
         )
         articles = await asyncio.gather(
@@ -424,6 +483,7 @@ class Pipeline:
             updated_entries=tuple(updated),
             seen_entries=tuple(unchanged),
             matches={str(key): found for key, found in matches.items()},
+            indexed={str(key): values for key, values in indexed.items()},
         )
         update = self._success_update(feed, state, result, parsed, used_url)
         counts = await self.writer.call(
@@ -547,7 +607,13 @@ async def _same(article: Article) -> Article:
 
 
 def _config_hash(feed: Feed) -> str:
-    return feed_config_hash(feed.url, feed.headers, feed.fetch_article)
+    return _cached_config_hash(feed.url, tuple(feed.headers.items()), feed.fetch_article)
+
+
+@functools.lru_cache(maxsize=16384)
+def _cached_config_hash(url: str, headers: tuple[tuple[str, str], ...], fetch_article: bool) -> str:
+    """Twice per poll, for a fixed set of feeds: hashed once each."""
+    return feed_config_hash(url, dict(headers), fetch_article)
 
 
 def _log_poll(outcome: PollOutcome) -> None:

@@ -107,3 +107,6 @@ class FeedPoll:
     updated_entries: tuple[FeedEntry, ...] = ()
     seen_entries: tuple[FeedEntry, ...] = ()  # known items listed again (sightings)
     matches: dict[str, tuple[TopicMatch, ...]] = field(default_factory=dict)  # key -> matches
+    # key -> (title, text) normalised as the history index holds them, from matching (the store
+    # indexes an article without tokenising it again; absent keys are normalised there)
+    indexed: dict[str, tuple[str, str]] = field(default_factory=dict)

@@ -128,6 +128,11 @@ class DevelopmentView:
     def profile(self) -> Profile:
         return Profile.of(m.features for m in self.members)
 
+    @cached_property
+    def sketch_union(self) -> frozenset[int]:
+        """Every member's sketch hashes: an article sharing none duplicates no member."""
+        return frozenset().union(*(m.features.sketch_sorted for m in self.members))
+
     def with_member(self, member: Member) -> DevelopmentView:
         """The development after ``member`` joined (its profile grown, not rebuilt)."""
         grown = replace(
@@ -139,6 +144,9 @@ class DevelopmentView:
         profile = self.profile.copy()
         profile.add(member.features)
         grown.__dict__["profile"] = profile  # seeds the cached_property
+        union = self.__dict__.get("sketch_union")
+        if union is not None:
+            grown.__dict__["sketch_union"] = union.union(member.features.sketch_sorted)
         return grown
 
     def merged_with(self, other: DevelopmentView) -> DevelopmentView:
@@ -244,15 +252,33 @@ def find_duplicate(
     """The member ``doc`` repeats (same guid, or near-identical body), if any."""
     guid = (doc.guid or "").strip()
     best: tuple[float, int, int] | None = None  # containment, -item id, development id
+    # Members' sketches are read as sorted tuples (no set kept per member); a member sharing
+    # no hash has containment 0, skipped by a set check that stops early.
+    ra = doc.features.sketch_sorted
+    sa, a_capped = frozenset(ra), doc.features.sketch_capped
+    check_disjoint = params.duplicate_containment > 0.0
     for dev in sorted(developments, key=lambda d: d.id):
+        # A larger development is first checked whole: sharing no hash, only guids can match.
+        apart = (
+            check_disjoint
+            and len(dev.members) >= UNION_CHECK_MEMBERS
+            and sa.isdisjoint(dev.sketch_union)
+        )
+        if apart and len(guid) < params.min_guid_length:
+            continue
         for member in dev.members:
             if len(guid) >= params.min_guid_length and (member.guid or "").strip() == guid:
                 return Decision("duplicate", dev.id, member.item_id, 1.0)
+            if apart:
+                continue
             if min(doc.features.n_shingles, member.features.n_shingles) < (
                 params.min_duplicate_shingles
             ):
                 continue
-            overlap = containment(doc.features, member.features)
+            rb = member.features.sketch_sorted
+            if check_disjoint and sa.isdisjoint(rb):
+                continue
+            overlap = _containment(sa, ra, rb, a_capped or member.features.sketch_capped)
             if overlap < params.duplicate_containment:
                 continue
             key = (overlap, -member.item_id, dev.id)
@@ -263,21 +289,35 @@ def find_duplicate(
     return Decision("duplicate", best[2], -best[1], round(best[0], 6))
 
 
+UNION_CHECK_MEMBERS = 4  # developments this large are checked whole first (``sketch_union``)
+
+
 def containment(a: DocFeatures, b: DocFeatures) -> float:
     """Share of the shorter body's shingles found in the other (estimated from samples)."""
-    sa, sb = a.sketch, b.sketch
-    if not sa or not sb:
+    return _containment(
+        a.sketch, a.sketch_sorted, b.sketch_sorted, a.sketch_capped or b.sketch_capped
+    )
+
+
+def _containment(
+    sa: frozenset[int], ra: tuple[int, ...], rb: tuple[int, ...], capped: bool
+) -> float:
+    """``containment`` from one sketch as a set and ascending, the other ascending (``capped``:
+    either sketch is)."""
+    if not sa or not rb:
         return 0.0
-    common = sa & sb
-    if a.sketch_capped or b.sketch_capped:
+    if ra == rb:  # copies: every hash shared, below any cap
+        return 1.0
+    common = sa.intersection(rb)
+    if capped:
         # Capped sketches keep the smallest hashes: compare below the lower of the caps.
         # (Counted by bisection on cached sorted sketches: this runs for every member.)
-        ra, rb = a.sketch_sorted, b.sketch_sorted
         limit = min(ra[-1], rb[-1])
         smaller = min(bisect_right(ra, limit), bisect_right(rb, limit))
-        shared = sum(1 for h in common if h <= limit)
+        # (when every shared hash is below the limit, as for copies, there is nothing to count)
+        shared = len(common) if max(common, default=0) <= limit else sum(h <= limit for h in common)
     else:
-        smaller, shared = min(len(sa), len(sb)), len(common)
+        smaller, shared = min(len(sa), len(rb)), len(common)
     return shared / smaller if smaller else 0.0
 
 
@@ -288,6 +328,7 @@ def find_merges(
     developments: Sequence[DevelopmentView],
     stats: DocFreqs,
     params: ClusterParams | None = None,
+    weigher: Weigher | None = None,
 ) -> list[tuple[int, int]]:
     """Pairs (kept, merged) of developments found to report the same event after all.
 
@@ -295,10 +336,12 @@ def find_merges(
     when their mean probability reaches ``merge_threshold``, the younger development is merged
     into the older. Only developments active within the window of each other are compared, and
     only pairs whose centroids are close at all. Chains collapse onto the oldest development.
+    ``weigher``: one made from ``stats`` already, shared by calls over the same statistics (its
+    weights and vectors are computed once).
     """
     params = params or ClusterParams()
     devs = sorted(developments, key=lambda d: (d.first_seen, d.id))
-    weigher = Weigher(stats)
+    weigher = weigher or Weigher(stats)
     weigher.prime(None, [d.profile for d in devs])  # members' terms are in their profiles
     centroids = {d.id: weigher.centroid("w:", d.profile.words) for d in devs}
     absorbed: set[int] = set()

@@ -8,6 +8,7 @@ articles: corpus statistics (IDF) are applied at decision time.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ class DocFeatures:
             names=_floats(data.get("n", {})),
             facts=_floats(data.get("f", {})),
             years=tuple(int(y) for y in data.get("y", [])),
-            shingles=tuple(int(h) for h in data.get("s", [])),
+            shingles=tuple(map(int, data.get("s", []))),
             n_shingles=int(data.get("ns", 0)),
             version=int(data.get("v", FEATURES_VERSION)),
         )
@@ -92,14 +93,17 @@ class DocFeatures:
     @cached_property
     def sketch(self) -> frozenset[int]:
         """The shingle hashes comparable with any other document's (see ``containment``)."""
-        sampled = frozenset(h for h in self.shingles if h % SHINGLE_SAMPLE == 0)
-        # A short text keeps all its shingles; the full sets are compared only when both are.
-        return sampled if len(sampled) >= MIN_SAMPLED else frozenset(self.shingles)
+        return _sketch_of(self.shingles)
 
     @cached_property
     def sketch_sorted(self) -> tuple[int, ...]:
-        """The sketch in ascending order, to count its hashes below a cap by bisection."""
-        return tuple(sorted(self.sketch))
+        """The sketch in ascending order, to count its hashes below a cap by bisection.
+
+        Usually the sketch is the shingles tuple itself (sampling kept only sketch hashes), and
+        then that tuple is returned: the writer keeps thousands of these, without a copy or a set.
+        """
+        ordered = tuple(sorted(self.__dict__.get("sketch") or _sketch_of(self.shingles)))
+        return self.shingles if ordered == self.shingles else ordered
 
     @property
     def sketch_capped(self) -> bool:
@@ -115,13 +119,27 @@ class DocFeatures:
         )
 
 
+def _sketch_of(shingles: tuple[int, ...]) -> frozenset[int]:
+    sampled = frozenset(h for h in shingles if h % SHINGLE_SAMPLE == 0)
+    # A short text keeps all its shingles; the full sets are compared only when both are.
+    return sampled if len(sampled) >= MIN_SAMPLED else frozenset(shingles)
+
+
 def _compact(bag: Mapping[str, float]) -> dict[str, float | int]:
     # Weights are mostly whole counts: "2" instead of "2.0" keeps the stored JSON small.
     return {t: int(w) if float(w).is_integer() else w for t, w in bag.items()}
 
 
 def _floats(raw: Mapping[str, Any]) -> dict[str, float]:
-    return {str(k): float(v) for k, v in raw.items()}
+    # Decoded features are kept in memory by the thousand (the writer's clustering memory):
+    # terms are interned and common weights shared, so documents share what they repeat.
+    shared, intern = _WEIGHTS.get, sys.intern
+    return {intern(str(k)): shared(v) or float(v) for k, v in raw.items()}
+
+
+# One shared float object per whole-count weight (nearly all of them, see `_top`); an int key
+# finds its float (2 == 2.0), anything else is converted as before.
+_WEIGHTS: dict[float, float] = {float(n): float(n) for n in range(4096)}
 
 
 def features(title: str, text: str, language: str | None) -> DocFeatures:

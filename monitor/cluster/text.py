@@ -267,6 +267,8 @@ class Token(NamedTuple):
 
 def fold(text: str) -> str:
     """Case- and accent-fold (é→e) so spelling variants meet."""
+    if text.isascii():  # most words: nothing to decompose, casefold is lower
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -281,7 +283,7 @@ def tokens(sentence: str) -> list[Token]:
         surface = match.group()
         if surface[-2:] in ("'s", "’s", "'S", "’S"):
             surface = surface[:-2]
-        if _CJK_RE.search(surface):
+        if not surface.isascii() and _CJK_RE.search(surface):
             # Unsegmented Chinese/Japanese: character bigrams stand in for words.
             out.extend(Token(bg, bg) for bg in _bigrams(surface))
             continue
@@ -297,6 +299,8 @@ def _bigrams(run: str) -> Iterator[str]:
 
 
 def is_number(lower: str) -> bool:
+    if lower.isalpha():  # most words (no Unicode letter is a digit)
+        return False
     return any(ch.isdigit() for ch in lower)
 
 
@@ -313,11 +317,21 @@ def _stemmer(name: str) -> Stemmer.Stemmer:
 
 
 def stemmer_for(language: str | None) -> Stemmer.Stemmer:
-    code = (language or "en").split("-")[0].split("_")[0].lower()
-    return _stemmer(_SNOWBALL.get(code, "english"))
+    found = _STEMMER_FOR.get(language)
+    if found is None:
+        code = (language or "en").split("-")[0].split("_")[0].lower()
+        found = _stemmer(_SNOWBALL.get(code, "english"))
+        if len(_STEMMER_FOR) < 256:  # languages are few; odd tags are not kept
+            _STEMMER_FOR[language] = found
+    return found
+
+
+_STEMMER_FOR: dict[str | None, Stemmer.Stemmer] = {}
 
 
 def stem(word: str, language: str | None) -> str:
+    if word.isascii():  # most words: neither Cyrillic nor another script
+        return str(stemmer_for(language).stemWord(word))
     if any("\u0400" <= ch <= "\u04ff" for ch in word):
         return str(_stemmer("russian").stemWord(word))
     if not word.isascii() and not any("a" <= ch <= "z" for ch in word):

@@ -127,15 +127,17 @@ def index_item(
     item_id: int,
     title: str | None,
     text: str | None,
+    values: tuple[str, str] | None = None,
 ) -> None:
     """Add one item to the history index, replacing its entry if it has one.
 
     Replacing removes the entry made from the values ``items`` holds now, so change the
     ``items`` row after this call, or call ``delete_items`` before changing it. Languages are
-    not indexed: the language filter reads ``items.language``.
+    not indexed: the language filter reads ``items.language``. ``values``: what
+    ``index_values(title, text)`` gives, when the caller has it already (live matching does).
     """
     delete_items(conn, [item_id])
-    conn.execute(_INSERT, (item_id, *index_values(title, text)))
+    conn.execute(_INSERT, (item_id, *(values or index_values(title, text))))
 
 
 def delete_items(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[int]:

@@ -110,23 +110,31 @@ class Matcher:
 
         Matches of one document are in topic order.
         """
+        return self.match_indexed(docs)[0]
+
+    def match_indexed(
+        self, docs: Sequence[MatchDoc]
+    ) -> tuple[dict[Hashable, tuple[TopicMatch, ...]], dict[Hashable, tuple[str, str]]]:
+        """`match`, and each document's normalised (title, text) as the history index holds
+        them (`monitor.match.archive.index_values`; none when there are no topics)."""
         keys = [d.key for d in docs]
         if len(set(keys)) != len(keys):
             raise ValueError("documents in one batch must have distinct keys")
         found: dict[Hashable, list[TopicMatch]] = {k: [] for k in keys}
         if not docs or not self._topics:
-            return {k: () for k in keys}
+            return {k: () for k in keys}, {}
         fields = [(Field(d.title), Field(d.text)) for d in docs]
         with self._lock:
-            self._load(fields)
+            rows = self._load(fields)
             try:
                 for topic in self._topics:
                     self._match_topic(topic, docs, fields, found)
             finally:
                 self._conn.execute("INSERT INTO scratch(scratch) VALUES('delete-all')")
-        return {k: tuple(v) for k, v in found.items()}
+        normalised = {d.key: (title, body) for d, (_, title, body) in zip(docs, rows, strict=True)}
+        return {k: tuple(v) for k, v in found.items()}, normalised
 
-    def _load(self, fields: list[tuple[Field, Field]]) -> None:
+    def _load(self, fields: list[tuple[Field, Field]]) -> list[tuple[int, str, str]]:
         rows = [
             (i, normalise_tokens(title.tokens), normalise_tokens(body.tokens))
             for i, (title, body) in enumerate(fields)
@@ -134,6 +142,7 @@ class Matcher:
         self._conn.execute("BEGIN")
         self._conn.executemany("INSERT INTO scratch(rowid, title, body) VALUES (?, ?, ?)", rows)
         self._conn.execute("COMMIT")
+        return rows
 
     def _match_topic(
         self,

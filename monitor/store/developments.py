@@ -26,6 +26,7 @@ from monitor.cluster import (
     decide,
     find_merges,
 )
+from monitor.cluster.similarity import Weigher
 from monitor.records import Assignment
 
 if TYPE_CHECKING:
@@ -284,11 +285,12 @@ def merge_developments(
     else:
         pairs = []
         gone: set[int] = set()
+        weigher = Weigher(stats)  # one for every pair: each profile is weighed once
         for changed in (v for v in views if v.id in touched):
             for other in views:
                 if other.id == changed.id or other.id in gone or changed.id in gone:
                     continue
-                found = find_merges([changed, other], stats, params)
+                found = find_merges([changed, other], stats, params, weigher)
                 pairs.extend(found)
                 gone.update(merged for _, merged in found)
     for keep, merged in pairs:
