@@ -41,7 +41,7 @@ import h11
 import httpcore
 import httpx
 
-from monitor import __version__
+from monitor import __version__, fetch_lean
 from monitor.clock import Clock, SystemClock
 from monitor.fetch_lean import (
     ConnectFailed,
@@ -115,7 +115,8 @@ class Fetcher:
         """`transport` replaces the network entirely (tests); then guard pins are not enforced.
         `network_backend` is what the pinning backend connects through (default: anyio).
         `ssl_context`: the TLS trust and settings (default: certifi's roots, verifying).
-        `lean=False`, a `transport` or a `network_backend` send feed polls through httpx too."""
+        `lean=False`, a `transport` or a `network_backend` send feed polls through httpx too, as
+        does an h11 without the grammar module the lean path checks requests and answers with."""
         self.max_redirects = max_redirects
         self.max_body = max_body
         self.clock = clock or SystemClock()
@@ -139,7 +140,7 @@ class Fetcher:
         self._lean: LeanPool | None = None
         # URL -> (request headers, the lean request ready to send, or None: httpx sends it)
         self._prepared: dict[str, tuple[tuple[tuple[str, str], ...], LeanRequest | None]] = {}
-        if lean and transport is None and network_backend is None:
+        if lean and fetch_lean.AVAILABLE and transport is None and network_backend is None:
             self._lean = LeanPool(max_connections, context)
         # The client's own headers as httpx holds them: (name, value, lower-case name).
         self._base_headers = [

@@ -33,8 +33,16 @@ from dataclasses import dataclass
 import h11
 import httpx
 
-# h11's grammar, so the fast path accepts exactly what h11 itself would parse the same way.
-from h11._abnf import field_name, field_value, header_field, reason_phrase, request_target
+# h11's grammar, so the fast path accepts exactly what h11 itself would parse the same way. It is
+# a private module: should a later h11 move it, `AVAILABLE` is False and the Fetcher sends feed
+# polls through httpx (slower, same results) instead of failing to start.
+try:
+    from h11._abnf import field_name, field_value, header_field, reason_phrase, request_target
+except ImportError:  # pragma: no cover - depends on the installed h11
+    AVAILABLE = False
+    field_name = field_value = header_field = reason_phrase = request_target = r"(?!)"
+else:
+    AVAILABLE = True
 
 # httpcore's values, so the two paths frame and expire connections alike.
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection may wait for its next request

@@ -13,6 +13,7 @@ import gzip
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -459,3 +460,27 @@ def test_guarded_requests_never_take_the_lean_path(room: Newsroom) -> None:
             return f._lean.opened
 
     assert run(go) == 0
+
+
+def test_without_h11s_grammar_module_feed_polls_go_through_httpx(room: Newsroom) -> None:
+    """The lean path leans on a private h11 module: an h11 without it must cost speed, not start-up."""
+    url = room.add_raw("/feed.xml", FEED, "application/rss+xml")
+    script = f"""
+import asyncio
+import h11._abnf
+del h11._abnf.field_value  # an h11 that renamed its grammar: the names are gone
+from monitor import fetch_lean
+from monitor.fetch import Fetcher
+
+async def go():
+    async with Fetcher() as f:
+        result = await f.fetch({url!r})
+        print(fetch_lean.AVAILABLE, f._lean is None, result.status.name, result.body == {FEED!r})
+
+asyncio.run(go())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "OK", "True"]
