@@ -129,6 +129,34 @@ class FetchSettings(_Model):
     # Article links come from third parties; private addresses are refused unless allowed.
     allow_private_networks: bool = False
     backoff_max: Duration = timedelta(hours=6)
+    # An HTTP(S) forward proxy for every request ("" = none, so `${HTTPS_PROXY:-}` works).
+    proxy: str | None = None
+    # Hosts (and their subdomains) reached directly; loopback always is. "*": no proxy at all.
+    no_proxy: list[str] = Field(default_factory=list)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.match(r"^https?://[^\s/@]*@?[^\s/]+/?$", value.strip(), re.IGNORECASE):
+            raise ValueError(f"{mask_url_secrets(value)!r} is not an http:// or https:// proxy URL")
+        return value.strip()
+
+    @field_validator("no_proxy", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # NO_PROXY's own form: "a.example,b.example"
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("no_proxy")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"\*|\.?[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?", host):
+                raise ValueError(f"{host!r} is not a host name or address (no scheme, no port)")
+        return value
 
 
 class Feed(_Model):

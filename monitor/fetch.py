@@ -111,12 +111,16 @@ class Fetcher:
         network_backend: httpcore.AsyncNetworkBackend | None = None,
         ssl_context: ssl.SSLContext | None = None,
         lean: bool = True,
+        proxy: str | None = None,
+        no_proxy: Sequence[str] = (),
     ) -> None:
         """`transport` replaces the network entirely (tests); then guard pins are not enforced.
         `network_backend` is what the pinning backend connects through (default: anyio).
         `ssl_context`: the TLS trust and settings (default: certifi's roots, verifying).
         `lean=False`, a `transport` or a `network_backend` send feed polls through httpx too, as
-        does an h11 without the grammar module the lean path checks requests and answers with."""
+        does an h11 without the grammar module the lean path checks requests and answers with.
+        `proxy`: an HTTP(S) forward proxy for every request but those to loopback and to the
+        `no_proxy` hosts (and their subdomains; "*": none); its requests go through httpx."""
         self.max_redirects = max_redirects
         self.max_body = max_body
         self.clock = clock or SystemClock()
@@ -128,8 +132,11 @@ class Fetcher:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         context = ssl_context or _ssl_context()
+        direct = transport or pinning_transport(limits, network_backend, context)
+        mounts = _proxy_mounts(proxy, no_proxy, direct, limits, network_backend, context)
         self._client = httpx.AsyncClient(
-            transport=transport or pinning_transport(limits, network_backend, context),
+            transport=direct,
+            mounts=mounts,
             follow_redirects=False,
             headers={
                 "User-Agent": user_agent or DEFAULT_USER_AGENT,
@@ -140,7 +147,8 @@ class Fetcher:
         self._lean: LeanPool | None = None
         # URL -> (request headers, the lean request ready to send, or None: httpx sends it)
         self._prepared: dict[str, tuple[tuple[tuple[str, str], ...], LeanRequest | None]] = {}
-        if lean and fetch_lean.AVAILABLE and transport is None and network_backend is None:
+        direct_only = transport is None and network_backend is None and not mounts
+        if lean and fetch_lean.AVAILABLE and direct_only:
             self._lean = LeanPool(max_connections, context)
         # The client's own headers as httpx holds them: (name, value, lower-case name).
         self._base_headers = [
@@ -484,8 +492,13 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
     The URL keeps its host name, so the Host header, TLS SNI and certificate check use the name,
     and pooled connections stay per host name."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(
+        self, inner: httpcore.AsyncNetworkBackend | None = None, proxy_host: str | None = None
+    ) -> None:
+        """`proxy_host`: requests go through this proxy, which resolves their hosts itself; a
+        guarded request may connect to it once the guard has checked the request's host."""
         self.inner = inner or httpcore.AnyIOBackend()
+        self.proxy_host = proxy_host
 
     async def connect_tcp(
         self,
@@ -498,7 +511,7 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
         pins = _PINS.get()
         if pins is None:  # an unguarded request (a configured feed)
             return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        addresses = pins.get(host)
+        addresses = (host,) if host == self.proxy_host else pins.get(host)
         if not addresses:  # fail closed: a guarded request must never resolve on its own
             raise httpcore.ConnectError(f"refused: {host} was not checked before connecting")
         error: Exception | None = None
@@ -551,6 +564,61 @@ def pinning_transport(
         network_backend=PinningBackend(inner),
     )
     return transport
+
+
+def proxy_transport(
+    proxy: str,
+    limits: httpx.Limits,
+    inner: httpcore.AsyncNetworkBackend | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> httpx.AsyncHTTPTransport:
+    """`pinning_transport` through a forward proxy: plain-HTTP requests are forwarded, HTTPS ones
+    tunnelled (CONNECT), so TLS is still verified end to end against the site's own name."""
+    context = ssl_context or _ssl_context()
+    settings = httpx.Proxy(proxy)  # the user:password of the URL become Proxy-Authorization
+    transport = httpx.AsyncHTTPTransport(
+        verify=context, limits=limits, trust_env=False, proxy=settings
+    )
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncHTTPProxy):
+        raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to pin addresses")
+    transport._pool = httpcore.AsyncHTTPProxy(
+        proxy_url=str(settings.url),
+        proxy_auth=settings.raw_auth,
+        proxy_headers=settings.headers.raw,
+        ssl_context=context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PinningBackend(inner, proxy_host=settings.url.host),
+    )
+    return transport
+
+
+def _proxy_mounts(
+    proxy: str | None,
+    no_proxy: Sequence[str],
+    direct: httpx.AsyncBaseTransport,
+    limits: httpx.Limits,
+    inner: httpcore.AsyncNetworkBackend | None,
+    context: ssl.SSLContext,
+) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """httpx mounts: everything through the proxy but loopback and the `no_proxy` hosts."""
+    if not proxy or "*" in no_proxy:
+        return {}
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {
+        "all://": proxy_transport(proxy, limits, inner, context)
+    }
+    for host in ("localhost", "127.0.0.1", "::1", *no_proxy):
+        mounts[_direct_pattern(host)] = direct
+    return mounts
+
+
+def _direct_pattern(host: str) -> str:
+    """httpx's mount pattern for a host: "*name" is the name and its subdomains."""
+    host = host.strip().lstrip(".").lower()
+    if ":" in host:  # an IPv6 address has no subdomains
+        return f"all://[{host.strip('[]')}]"
+    return f"all://*{host}"
 
 
 class _Budget:

@@ -39,6 +39,8 @@ RESTART_FETCH_KEYS = (
     "max_body",
     "user_agent",
     "article_concurrency",
+    "proxy",
+    "no_proxy",
 )
 
 

@@ -34,6 +34,8 @@ async def open_pipeline(
         max_body=fetch.max_body,
         user_agent=fetch.user_agent,
         transport=transport,
+        proxy=fetch.proxy,
+        no_proxy=fetch.no_proxy,
         clock=clock,
     )
     extractor = Extractor(workers if workers is not None else config.model.workers)
