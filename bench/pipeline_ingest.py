@@ -196,7 +196,7 @@ class IngestResult:
 def ingest(config: Config, workers: int | None, profile: Path | None) -> IngestResult:
     meter = Meter()
     title = f"news-monitor, ingest pass ({len(config.feeds)} feeds)"
-    with profiled(profile, title), meter.span() as whole:
+    with profiled(profile, title, children=True), meter.span() as whole:
         outcomes, polled, writer_cpu, cache, threads = asyncio.run(_ingest(config, workers, meter))
     usage = Usage(polled.wall, polled.cpu_self, whole[0].cpu_children)
     store = Store.open(config.database, create=False)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from monitor.match.normalise import (
     QueryTokenForm,
     Token,
+    piece_ends,
     split_words,
     token_norms,
     tokenize,
-    word_spans,
 )
 from monitor.match.query import Phrase
 
@@ -56,7 +56,7 @@ class Field:
             norms = [t.norm for t in tokens]
         self.norms: list[str] = norms
         self._tokens = tokens
-        self._spans: list[tuple[int, int]] | None = None
+        self._piece_ends: list[int] | None = None
         self._positions: dict[str, list[int]] = {}
         self._sorted: list[str] | None = None
         self._found: dict[tuple[QueryTokenForm, ...], list[tuple[int, int]]] = {}
@@ -70,13 +70,26 @@ class Field:
     @property
     def spans(self) -> list[tuple[int, int]]:
         """(start, end) of each token in ``text``."""
-        if self._spans is None:
-            if self._tokens is not None:
-                self._spans = [(t.start, t.end) for t in self._tokens]
-            else:  # the norms came from token_norms: one token per word
-                assert self._pieces is not None
-                self._spans = word_spans(self._pieces)
-        return self._spans
+        return [(self.start(i), self.end(i)) for i in range(len(self.norms))]
+
+    def start(self, i: int) -> int:
+        """Where token i starts in ``text``."""
+        if self._tokens is not None:
+            return self._tokens[i].start
+        return self._ends()[2 * i]
+
+    def end(self, i: int) -> int:
+        """Where token i ends in ``text``."""
+        if self._tokens is not None:
+            return self._tokens[i].end
+        return self._ends()[2 * i + 1]
+
+    def _ends(self) -> list[int]:
+        # Only when a snippet is made: the norms came from token_norms, one token per word.
+        if self._piece_ends is None:
+            assert self._pieces is not None
+            self._piece_ends = piece_ends(self._pieces)
+        return self._piece_ends
 
     def positions(self, norm: str) -> list[int]:
         """Where tokens with this norm are (searched in C: a document asks for a few norms)."""
@@ -172,11 +185,11 @@ def _render(
     text = field.text
     if first >= last:
         return _SPACES.sub(" ", text).strip() if whole else ""
-    offsets = field.spans
-    lo = 0 if whole or first == 0 else offsets[first][0]
-    hi = len(text) if whole or last == len(offsets) else _extend_punct(text, offsets[last - 1][1])
+    count = len(field.norms)
+    lo = 0 if whole or first == 0 else field.start(first)
+    hi = len(text) if whole or last == count else _extend_punct(text, field.end(last - 1))
     spans = _merge(
-        [(offsets[s][0], offsets[e - 1][1]) for s, e, _ in hits if s >= first and e <= last]
+        [(field.start(s), field.end(e - 1)) for s, e, _ in hits if s >= first and e <= last]
     )
     pieces, pos = [], lo
     for s, e in spans:
@@ -186,7 +199,7 @@ def _render(
     pieces.append(_SPACES.sub(" ", text[pos:hi]))
     out = "".join(pieces).strip()
     if not whole:
-        out = ("…" if first > 0 else "") + out + ("…" if last < len(offsets) else "")
+        out = ("…" if first > 0 else "") + out + ("…" if last < count else "")
     return out
 
 

@@ -232,9 +232,14 @@ def token_norms(words: list[str]) -> list[str] | None:
         return None
 
 
+def piece_ends(pieces: list[str]) -> list[int]:
+    """Where each of ``split_words``' pieces ends: word i spans [ends[2i], ends[2i + 1])."""
+    return list(itertools.accumulate(map(len, pieces)))
+
+
 def word_spans(pieces: list[str]) -> list[tuple[int, int]]:
     """(start, end) of each word of ``split_words``' ``pieces``."""
-    ends = list(itertools.accumulate(map(len, pieces)))
+    ends = piece_ends(pieces)
     return list(zip(ends[0::2], ends[1::2], strict=False))
 
 
