@@ -216,7 +216,7 @@ def _split_tokens(raw: str, start: int, parts: tuple[_Part, ...]) -> list[Token]
 def split_words(text: str) -> list[str]:
     """``text`` cut into its words and what lies between them: [gap, word, gap, ..., word, gap].
 
-    The words are ``_WORD_RE``'s; lengths of the pieces give every offset (``word_spans``)."""
+    The words are ``_WORD_RE``'s; lengths of the pieces give every offset (``piece_ends``)."""
     return _WORD_SPLIT_RE.split(text)
 
 
@@ -235,12 +235,6 @@ def token_norms(words: list[str]) -> list[str] | None:
 def piece_ends(pieces: list[str]) -> list[int]:
     """Where each of ``split_words``' pieces ends: word i spans [ends[2i], ends[2i + 1])."""
     return list(itertools.accumulate(map(len, pieces)))
-
-
-def word_spans(pieces: list[str]) -> list[tuple[int, int]]:
-    """(start, end) of each word of ``split_words``' ``pieces``."""
-    ends = piece_ends(pieces)
-    return list(zip(ends[0::2], ends[1::2], strict=False))
 
 
 def normalise_text(text: str) -> str:
