@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -63,6 +64,24 @@ class Meter:
         finally:
             self1, kids1 = _cpu()
             out.append(Usage(time.perf_counter() - wall0, self1 - self0, kids1 - kids0))
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, by Python thread name (Linux; else {}).
+
+    Names are shortened to their kind ("asyncio_3" -> "asyncio", "monitor-writer_0" ->
+    "monitor-writer"), so threads of one pool are summed."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = thread.name.rstrip("0123456789").rstrip("_-") or thread.name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 def load_average() -> str:
@@ -221,31 +240,87 @@ def write_config(
 
 
 @contextmanager
-def profiled(out: Path | None, title: str, rate: int = 400) -> Iterator[None]:
+def profiled(
+    out: Path | None, title: str, rate: int = 400, *, gil: bool = False, children: bool = False
+) -> Iterator[None]:
     """Sample this process (every thread) with py-spy while the block runs; write a text report.
 
-    py-spy leaves idle threads out, so the samples approximate CPU time. Nothing when `out` is None.
+    py-spy leaves idle threads out, so the samples approximate CPU time; with `gil` only the
+    thread holding the GIL is sampled (Python's own CPU, not threads waiting for their turn).
+    With `children`, the child processes started during the block (the extraction workers;
+    not the resource tracker) are sampled too and summarised after this process.
+    Nothing when `out` is None.
     """
     if out is None:
         yield
         return
-    import shutil
     import signal
-    import subprocess
 
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     raw = out.with_suffix(".raw")
-    command = [spy, "record", "--pid", str(os.getpid()), "--rate", str(rate), "--format", "raw"]
-    command += ["--threads", "--function", "--nonblocking", "-o", str(raw)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spies = [_spy(os.getpid(), raw, rate, gil)]
+    before = set(_children())
+    stop = threading.Event()
+    kids: dict[int, tuple[Any, Path]] = {}
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            for pid in _children():
+                if pid not in before and pid not in kids and _is_worker(pid):
+                    path = out.with_suffix(f".{pid}.raw")
+                    kids[pid] = (_spy(pid, path, rate // 4, gil=False), path)
+
+    watcher = threading.Thread(target=watch, name="profile-watch", daemon=True)
+    if children:
+        watcher.start()
     time.sleep(1.0)  # let it attach before the measured work starts
     try:
         yield
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(30)
-    out.write_text(summarise_profile(raw.read_text(encoding="utf-8"), title), encoding="utf-8")
+        stop.set()
+        if children:
+            watcher.join()
+        for process in [*spies, *(spy for spy, _ in kids.values())]:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+    report = summarise_profile(raw.read_text(encoding="utf-8"), title)
     raw.unlink()
+    if kids:
+        collapsed = ""
+        for _, path in kids.values():
+            if path.exists():
+                collapsed += path.read_text(encoding="utf-8")
+                path.unlink()
+        report += "\n" + summarise_profile(collapsed, f"{title}: its {len(kids)} child processes")
+    out.write_text(report, encoding="utf-8")
+
+
+def _spy(pid: int, raw: Path, rate: int, gil: bool) -> Any:
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
+    command += ["--threads", "--function", "--gil" if gil else "--nonblocking", "-o", str(raw)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _children() -> list[int]:
+    """This process's child processes (Linux; else none)."""
+    found: list[int] = []
+    with suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", encoding="ascii") as f:
+                found += [int(pid) for pid in f.read().split()]
+    return found
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read()
+    except OSError:
+        return False
+    return b"spawn_main" in command and b"resource_tracker" not in command
 
 
 def summarise_profile(collapsed: str, title: str, top: int = 45) -> str:

@@ -42,6 +42,7 @@ from bench.harness import (  # noqa: E402
     Usage,
     load_average,
     profiled,
+    thread_cpu,
     write_config,
 )
 from monitor.config import Config  # noqa: E402
@@ -189,13 +190,14 @@ class IngestResult:
     alerts: int
     writer_cpu: float  # CPU seconds of the writer thread (store, cluster, alerts) during the pass
     cache: str  # what the writer's clustering memory held at the end
+    threads: dict[str, float]  # CPU seconds per kind of thread of the main process, in the pass
 
 
 def ingest(config: Config, workers: int | None, profile: Path | None) -> IngestResult:
     meter = Meter()
     title = f"news-monitor, ingest pass ({len(config.feeds)} feeds)"
-    with profiled(profile, title), meter.span() as whole:
-        outcomes, polled, writer_cpu, cache = asyncio.run(_ingest(config, workers, meter))
+    with profiled(profile, title, children=True), meter.span() as whole:
+        outcomes, polled, writer_cpu, cache, threads = asyncio.run(_ingest(config, workers, meter))
     usage = Usage(polled.wall, polled.cpu_self, whole[0].cpu_children)
     store = Store.open(config.database, create=False)
     try:
@@ -209,19 +211,22 @@ def ingest(config: Config, workers: int | None, profile: Path | None) -> IngestR
     new = sum(o.new for o in outcomes)
     matches, developments, alerts = counts
     return IngestResult(
-        usage, new, statuses, sources, matches, developments, alerts, writer_cpu, cache
+        usage, new, statuses, sources, matches, developments, alerts, writer_cpu, cache, threads
     )
 
 
 async def _ingest(
     config: Config, workers: int | None, meter: Meter
-) -> tuple[list[Any], Usage, float, str]:
+) -> tuple[list[Any], Usage, float, str, dict[str, float]]:
     async with open_pipeline(config, workers=workers) as pipeline:
         # The writer thread's own CPU clock, read on that thread before and after the pass.
         writer_start = await pipeline.writer.call(time.thread_time)
+        threads_start = thread_cpu()
         with meter.span() as got:
             outcomes = await pipeline.run_once(config.feeds)
+        threads_end = thread_cpu()
         writer_cpu = await pipeline.writer.call(time.thread_time) - writer_start
+        threads = {k: v - threads_start.get(k, 0.0) for k, v in threads_end.items()}
         cache = pipeline.writer.store.cluster_cache()
         held = "off"
         if cache is not None:
@@ -232,7 +237,7 @@ async def _ingest(
                 f"(~{(kept['live_bytes'] + kept['spare_bytes']) / 2**20:.0f} MB), "
                 f"{kept['terms']} document frequencies"
             )
-    return outcomes, got[0], writer_cpu, held
+    return outcomes, got[0], writer_cpu, held, threads
 
 
 def _extract_alone(html: bytes) -> float:
@@ -322,6 +327,11 @@ def report(result: IngestResult) -> None:
         f"  writer thread: {result.writer_cpu:.2f}s CPU = "
         f"{1000 * result.writer_cpu / max(result.new, 1):.1f} ms per article; "
         f"clustering memory: {result.cache}"
+    )
+    per = sorted(result.threads.items(), key=lambda kv: -kv[1])
+    print(
+        "  main process CPU per article by thread: "
+        + ", ".join(f"{name} {1000 * cpu / max(result.new, 1):.2f} ms" for name, cpu in per if cpu)
     )
     print(
         f"  feeds {dict(result.statuses)}; text from {dict(result.sources)}; "

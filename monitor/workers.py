@@ -130,11 +130,11 @@ def extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:
     return extract_page(html, url, content_type, detect=False)
 
 
-def features_json(title: str, text: str, language: str | None) -> str:
-    """The clustering features of an article, serialised."""
+def features_json_many(articles: list[tuple[str, str, str | None]]) -> list[str]:
+    """The clustering features of (title, text, language) articles, serialised, in one trip."""
     from monitor.cluster.features import features
 
-    return features(title, text, language).to_json()
+    return [features(title, text, language).to_json() for title, text, language in articles]
 
 
 def parse(body: bytes, url: str, content_type: str | None) -> ParsedFeed | HtmlPage:

@@ -107,3 +107,23 @@ def test_the_daemon_does_not_import_the_extraction_code() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_features_of_a_poll_come_back_in_order_from_the_shared_trips(workers: int) -> None:
+    from monitor.cluster.features import features
+
+    articles = [(title, summary, lang) for lang, (title, summary) in ENTRIES.items()]
+    articles += [(f"Report {n}", f"The harbour budget, part {n}. " * n, "en") for n in range(1, 6)]
+    extractor = Extractor(workers)
+    try:
+        loop = asyncio.new_event_loop()
+        try:
+            found = loop.run_until_complete(extractor.features_many(articles))
+            none = loop.run_until_complete(extractor.features_many([]))
+        finally:
+            loop.close()
+    finally:
+        extractor.close()
+    assert found == [features(*article).to_json() for article in articles]
+    assert none == []

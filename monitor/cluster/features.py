@@ -25,6 +25,7 @@ from monitor.cluster.text import (
     sentences,
     stable_hash,
     stem,
+    stems_for,
     tokens,
 )
 
@@ -36,6 +37,7 @@ SHINGLE_SAMPLE = 4  # keep shingles whose hash is divisible by this (about a qua
 MAX_SHINGLES = 400  # enough to compare long articles; keeps the JSON small
 MIN_SAMPLED = 8  # below this many sampled shingles a text keeps them all
 MAX_TERMS = 300  # per channel, the heaviest terms are kept
+STEM_MEMO_LIMIT = 20_000  # words whose stem is remembered, per stemmer (~4 MB)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
     all_sents = [title_tokens, *body]
     known_names = _names_in_prose(all_sents)
 
+    stems = stems_for(language)
     words: Counter[str] = Counter()
     lead: Counter[str] = Counter()
     names: Counter[str] = Counter()
@@ -170,7 +173,12 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
                 continue
             if low in STOPWORDS or (len(low) < 2 and low.isascii()):
                 continue
-            term = stem(low, language)
+            term = stems.get(low)
+            if term is None:
+                term = stem(low, language)
+                if len(stems) >= STEM_MEMO_LIMIT:
+                    stems.clear()
+                stems[low] = term
             words[term] += weight
             if in_lead:
                 lead[term] += weight

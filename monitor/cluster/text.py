@@ -279,16 +279,30 @@ def sentences(text: str) -> list[str]:
 
 def tokens(sentence: str) -> list[Token]:
     out: list[Token] = []
-    for match in _TOKEN_RE.finditer(sentence):
-        surface = match.group()
-        if surface[-2:] in ("'s", "’s", "'S", "’S"):
-            surface = surface[:-2]
-        if not surface.isascii() and _CJK_RE.search(surface):
-            # Unsegmented Chinese/Japanese: character bigrams stand in for words.
-            out.extend(Token(bg, bg) for bg in _bigrams(surface))
-            continue
-        out.append(Token(surface, fold(surface)))
+    known, limit = _WORD_TOKENS, _CACHE_LIMIT
+    for word in _TOKEN_RE.findall(sentence):
+        found = known.get(word)
+        if found is None:  # news vocabulary repeats: each word is analysed once
+            found = _word_tokens(word)
+            if len(known) >= limit:
+                known.clear()
+            known[word] = found
+        out += found
     return out
+
+
+def _word_tokens(word: str) -> tuple[Token, ...]:
+    surface = word
+    if surface[-2:] in ("'s", "’s", "'S", "’S"):
+        surface = surface[:-2]
+    if not surface.isascii() and _CJK_RE.search(surface):
+        # Unsegmented Chinese/Japanese: character bigrams stand in for words.
+        return tuple(Token(bg, bg) for bg in _bigrams(surface))
+    return (Token(surface, fold(surface)),)
+
+
+_CACHE_LIMIT = 20_000  # words (~230 bytes each); a full cache starts again
+_WORD_TOKENS: dict[str, tuple[Token, ...]] = {}
 
 
 def _bigrams(run: str) -> Iterator[str]:
@@ -316,17 +330,37 @@ def _stemmer(name: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer(name)
 
 
+def stemmer_name(language: str | None) -> str:
+    """The Snowball stemmer for a language tag: all that the tag changes in the features."""
+    code = (language or "en").split("-")[0].split("_")[0].lower()
+    return _SNOWBALL.get(code, "english")
+
+
 def stemmer_for(language: str | None) -> Stemmer.Stemmer:
     found = _STEMMER_FOR.get(language)
     if found is None:
-        code = (language or "en").split("-")[0].split("_")[0].lower()
-        found = _stemmer(_SNOWBALL.get(code, "english"))
+        found = _stemmer(stemmer_name(language))
         if len(_STEMMER_FOR) < 256:  # languages are few; odd tags are not kept
             _STEMMER_FOR[language] = found
     return found
 
 
 _STEMMER_FOR: dict[str | None, Stemmer.Stemmer] = {}
+
+
+def stems_for(language: str | None) -> dict[str, str]:
+    """A memo of ``stem(word, language)`` by word, shared by the tags with the same stemmer.
+
+    The caller fills it (``stem`` on a miss) and clears it when it grows too large: features
+    stem every word of every article, most of them seen before."""
+    name = stemmer_name(language)
+    found = _STEMS.get(name)
+    if found is None:
+        found = _STEMS[name] = {}
+    return found
+
+
+_STEMS: dict[str, dict[str, str]] = {}
 
 
 def stem(word: str, language: str | None) -> str:

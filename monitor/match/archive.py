@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from monitor.match.highlight import Field, highlight
-from monitor.match.normalise import FTS5_TOKENIZE, normalise_tokens, tokenize
+from monitor.match.normalise import FTS5_TOKENIZE, normalise_text
 from monitor.match.percolate import (
     TITLE_WEIGHT,
     TopicSpec,
@@ -119,7 +119,7 @@ def _deletes_by_rowid(conn: sqlite3.Connection) -> bool:
 
 def index_values(title: str | None, text: str | None) -> tuple[str, str]:
     """What the index holds for an item: its normalised title and text."""
-    return normalise_tokens(tokenize(title or "")), normalise_tokens(tokenize(text or ""))
+    return normalise_text(title or ""), normalise_text(text or "")
 
 
 def index_item(

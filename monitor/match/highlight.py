@@ -13,7 +13,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.match.normalise import QueryTokenForm, Token, tokenize
+from monitor.match.normalise import (
+    QueryTokenForm,
+    Token,
+    piece_ends,
+    split_words,
+    token_norms,
+    tokenize,
+)
 from monitor.match.query import Phrase
 
 SNIPPET_TOKENS = 30  # words in a snippet window
@@ -29,36 +36,84 @@ class Highlight:
 
 
 class Field:
-    """One field of a document: original text, its tokens and a lookup from norm to positions.
+    """One field of a document: original text, its tokens' norms and offsets, and where each
+    norm occurs.
 
-    Lookups are cached: in a batch, many topics ask for the same terms.
+    Usually the norms come from a cache of known words (``token_norms``), and the offsets, needed
+    for a snippet only, from the lengths of the text's pieces. Lookups are cached: in a batch,
+    many topics ask for the same terms.
     """
 
     def __init__(self, text: str, tokens: list[Token] | None = None) -> None:
         self.text = text
-        self.tokens = tokenize(text) if tokens is None else tokens
-        self._index: dict[str, list[int]] | None = None
-        self._sorted: list[str] = []
+        self._pieces: list[str] | None = None
+        norms = None
+        if tokens is None:
+            self._pieces = split_words(text)
+            norms = token_norms(self._pieces[1::2])
+        if norms is None:
+            tokens = tokenize(text) if tokens is None else tokens
+            norms = [t.norm for t in tokens]
+        self.norms: list[str] = norms
+        self._tokens = tokens
+        self._piece_ends: list[int] | None = None
+        self._positions: dict[str, list[int]] = {}
+        self._sorted: list[str] | None = None
         self._found: dict[tuple[QueryTokenForm, ...], list[tuple[int, int]]] = {}
 
     @property
-    def index(self) -> dict[str, list[int]]:
-        if self._index is None:
-            index: dict[str, list[int]] = {}
-            for i, tok in enumerate(self.tokens):
-                index.setdefault(tok.norm, []).append(i)
-            self._index = index
-            self._sorted = sorted(index)
-        return self._index
+    def tokens(self) -> list[Token]:
+        if self._tokens is None:
+            self._tokens = tokenize(self.text)
+        return self._tokens
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each token in ``text``."""
+        return [(self.start(i), self.end(i)) for i in range(len(self.norms))]
+
+    def start(self, i: int) -> int:
+        """Where token i starts in ``text``."""
+        if self._tokens is not None:
+            return self._tokens[i].start
+        return self._ends()[2 * i]
+
+    def end(self, i: int) -> int:
+        """Where token i ends in ``text``."""
+        if self._tokens is not None:
+            return self._tokens[i].end
+        return self._ends()[2 * i + 1]
+
+    def _ends(self) -> list[int]:
+        # Only when a snippet is made: the norms came from token_norms, one token per word.
+        if self._piece_ends is None:
+            assert self._pieces is not None
+            self._piece_ends = piece_ends(self._pieces)
+        return self._piece_ends
+
+    def positions(self, norm: str) -> list[int]:
+        """Where tokens with this norm are (searched in C: a document asks for a few norms)."""
+        found = self._positions.get(norm)
+        if found is None:
+            found, norms, at = [], self.norms, -1
+            try:
+                while True:
+                    at = norms.index(norm, at + 1)
+                    found.append(at)
+            except ValueError:
+                pass
+            self._positions[norm] = found
+        return found
 
     def _starts(self, form: QueryTokenForm) -> list[int]:
-        index = self.index
         if not form.prefix:
-            return index.get(form.norm, [])
+            return self.positions(form.norm)
+        if self._sorted is None:
+            self._sorted = sorted(set(self.norms))
         words, lo = self._sorted, bisect.bisect_left(self._sorted, form.norm)
         starts: list[int] = []
         while lo < len(words) and words[lo].startswith(form.norm):
-            starts.extend(index[words[lo]])
+            starts.extend(self.positions(words[lo]))
             lo += 1
         return sorted(starts)
 
@@ -66,12 +121,12 @@ class Field:
         """Token ranges [start, end) where the phrase ``forms`` occurs."""
         found = self._found.get(forms)
         if found is None:
-            size, tokens = len(forms), self.tokens
+            size, norms = len(forms), self.norms
             found = [
                 (i, i + size)
                 for i in self._starts(forms[0])
-                if i + size <= len(tokens)
-                and all(_form_matches(forms[k], tokens[i + k].norm) for k in range(1, size))
+                if i + size <= len(norms)
+                and all(_form_matches(forms[k], norms[i + k]) for k in range(1, size))
             ]
             self._found[forms] = found
         return found
@@ -97,11 +152,11 @@ def highlight(phrases: Sequence[Phrase], title: Field, body: Field) -> Highlight
             if found:
                 terms[phrase.source] = None
                 hits.extend((s, e, term_no) for s, e in found)
-    title_text = _render(title, title_hits, 0, len(title.tokens), whole=True)
+    title_text = _render(title, title_hits, 0, len(title.norms), whole=True)
     if body_hits:
         snippet = _body_window(body, body_hits)
     else:
-        head = _render(body, [], 0, min(SNIPPET_TOKENS, len(body.tokens)))
+        head = _render(body, [], 0, min(SNIPPET_TOKENS, len(body.norms)))
         snippet = f"{title_text} — {head}" if head else title_text
     return Highlight(tuple(terms), snippet, title_text)
 
@@ -119,7 +174,7 @@ def _body_window(body: Field, hits: list[tuple[int, int, int]]) -> str:
         key = (len({h[2] for h in inside}), len(inside))
         if key > best_key:
             best_key, best_start = key, start
-    end = min(len(body.tokens), best_start + SNIPPET_TOKENS)
+    end = min(len(body.norms), best_start + SNIPPET_TOKENS)
     return _render(body, hits, best_start, end)
 
 
@@ -127,13 +182,14 @@ def _render(
     field: Field, hits: list[tuple[int, int, int]], first: int, last: int, whole: bool = False
 ) -> str:
     """Original text of tokens [first, last) with hits wrapped; whitespace collapsed."""
-    tokens, text = field.tokens, field.text
+    text = field.text
     if first >= last:
         return _SPACES.sub(" ", text).strip() if whole else ""
-    lo = 0 if whole or first == 0 else tokens[first].start
-    hi = len(text) if whole or last == len(tokens) else _extend_punct(text, tokens[last - 1].end)
+    count = len(field.norms)
+    lo = 0 if whole or first == 0 else field.start(first)
+    hi = len(text) if whole or last == count else _extend_punct(text, field.end(last - 1))
     spans = _merge(
-        [(tokens[s].start, tokens[e - 1].end) for s, e, _ in hits if s >= first and e <= last]
+        [(field.start(s), field.end(e - 1)) for s, e, _ in hits if s >= first and e <= last]
     )
     pieces, pos = [], lo
     for s, e in spans:
@@ -143,7 +199,7 @@ def _render(
     pieces.append(_SPACES.sub(" ", text[pos:hi]))
     out = "".join(pieces).strip()
     if not whole:
-        out = ("…" if first > 0 else "") + out + ("…" if last < len(tokens) else "")
+        out = ("…" if first > 0 else "") + out + ("…" if last < count else "")
     return out
 
 

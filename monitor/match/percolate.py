@@ -14,7 +14,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from monitor.match.highlight import Field, highlight
-from monitor.match.normalise import FTS5_TOKENIZE, normalise_tokens
+from monitor.match.normalise import FTS5_TOKENIZE
 from monitor.match.query import CompiledQuery, QueryError, compile_query
 from monitor.records import TopicMatch
 
@@ -136,7 +136,7 @@ class Matcher:
 
     def _load(self, fields: list[tuple[Field, Field]]) -> list[tuple[int, str, str]]:
         rows = [
-            (i, normalise_tokens(title.tokens), normalise_tokens(body.tokens))
+            (i, " ".join(title.norms), " ".join(body.norms))
             for i, (title, body) in enumerate(fields)
         ]
         self._conn.execute("BEGIN")

