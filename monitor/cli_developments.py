@@ -26,7 +26,8 @@ def list_developments(
         where.append("d.first_seen >= ?")
         params.append(utc_iso(SystemClock().now() - since))
     rows = conn.execute(
-        f"""SELECT d.id, d.topic, d.title, d.first_seen, d.last_seen, d.merged_into
+        f"""SELECT d.id, d.topic, d.title, d.first_seen, d.last_seen, d.merged_into,
+                   d.split_from
             FROM developments d WHERE {" AND ".join(where)}
             ORDER BY d.first_seen DESC, d.id DESC""",
         params,
@@ -39,6 +40,7 @@ def list_developments(
             "first_seen": r["first_seen"],
             "last_seen": r["last_seen"],
             "merged_into": r["merged_into"],
+            "split_from": r["split_from"],  # regrouping split it off this development
             "items": [],
         }
         for r in rows
@@ -88,6 +90,8 @@ def developments(
     out.print(f"[bold]{len(found)} developments[/bold]")
     for dev in found:
         merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
+        if dev["split_from"]:
+            merged += f" [dim](split from #{dev['split_from']})[/dim]"
         out.print(
             f"#{dev['id']} [cyan]{escape(dev['topic'])}[/cyan] {escape(dev['title'])}{merged}"
             f"  [dim]{dev['first_seen']} … {dev['last_seen']}[/dim]"

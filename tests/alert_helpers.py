@@ -231,7 +231,9 @@ def distinct_text(n: int) -> str:
     def word() -> str:
         return "".join(rng.choice(_SYLLABLES) for _ in range(3))
 
-    names = [word().capitalize() for _ in range(4)]
+    # Random names can coincide across stories ("Minemi" in 24 and 28): each carries n's own tag.
+    tag = "x" + "".join(_SYLLABLES[int(d)] for d in str(n))
+    names = [word().capitalize() + tag for _ in range(4)]
     sentences = [
         f"{names[0]} {names[1]} said the {word()} at {names[2]} would {word()} the {word()}."
         for _ in range(3)

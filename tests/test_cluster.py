@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from monitor.cluster import (
     decide,
     features,
     find_merges,
+    regroup,
 )
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
@@ -326,6 +327,107 @@ def test_find_merges_joins_a_split_event_but_not_look_alikes() -> None:
 
     devs = [dev(1, "peru1"), dev(2, "japan1", "japan2"), dev(3, "peru2", "peru3")]
     assert find_merges(devs, stats) == [(1, 3)]
+
+
+def _regroup_case() -> tuple[CorpusStats, dict[str, DocFeatures]]:
+    stats = CorpusStats()
+    for title, text in BACKGROUND:
+        stats.add(features(title, text, "en"))
+    arts = {
+        "peru1": PERU_1,
+        "peru2": PERU_2,
+        "peru3": PERU_3,
+        "japan1": JAPAN_1,
+        "japan2": JAPAN_2,
+    }
+    feats = {k: features(*v, "en") for k, v in arts.items()}
+    for f in feats.values():
+        stats.add(f)
+    return stats, feats
+
+
+def _dev(dev_id: int, feats: dict[str, DocFeatures], *keys: str, start: int = 0) -> DevelopmentView:
+    members = tuple(
+        Member(100 * dev_id + i, feats[k], T0 + timedelta(hours=start + i))
+        for i, k in enumerate(keys)
+    )
+    return DevelopmentView(dev_id, members[0].seen, members[-1].seen, members)
+
+
+def test_regroup_moves_reports_that_followed_the_wrong_first_article() -> None:
+    # The Japanese quake's first report joined the Peruvian development and took the next with it.
+    stats, feats = _regroup_case()
+    devs = [
+        _dev(1, feats, "peru1", "japan1", "japan2", "peru2"),
+        _dev(2, feats, "peru3", start=5),
+    ]
+    moves = regroup(devs, stats)
+    # Peru keeps development 1 (it holds most of it) and takes peru3 back; Japan is split off
+    # into one new development, from development 1.
+    by_item = {m.item_id: m for m in moves}
+    assert sorted(by_item) == [101, 102, 200]
+    assert by_item[200].to_development == 1 and by_item[200].from_development == 2
+    japan = [by_item[101], by_item[102]]
+    assert all(m.to_development is None and m.from_development == 1 for m in japan)
+    assert japan[0].group == japan[1].group
+    assert all(0.0 < m.score <= 1.0 for m in moves)
+
+
+def test_regroup_leaves_right_developments_alone_and_is_deterministic() -> None:
+    stats, feats = _regroup_case()
+    devs = [
+        _dev(1, feats, "peru1", "peru2", "peru3"),
+        _dev(2, feats, "japan1", "japan2", start=1),
+    ]
+    assert regroup(devs, stats) == []
+    assert regroup(list(reversed(devs)), stats) == []
+    wrong = [_dev(1, feats, "peru1", "japan1"), _dev(2, feats, "peru2", "japan2", start=2)]
+    assert regroup(wrong, stats) == regroup(list(reversed(wrong)), stats) != []
+
+
+def test_regroup_focus_limits_what_is_compared() -> None:
+    stats, feats = _regroup_case()
+    peru = _dev(1, feats, "peru1", "peru2")
+    japan = _dev(2, feats, "japan1", start=3)
+    stray = _dev(3, feats, "japan2", start=4)  # should join Japan
+    eager = ClusterParams(regroup_gain=0.0)
+    assert regroup([peru, japan, stray], stats, eager, focus={1}) == []  # Japan is not near Peru
+    moves = regroup([peru, japan, stray], stats, eager, focus={3})
+    assert [(m.item_id, m.from_development, m.to_development) for m in moves] == [(300, 3, 2)]
+    # By default a regrouping must fit better by a margin: two single articles are left to
+    # find_merges (one pair cannot gain that much).
+    assert regroup([peru, japan, stray], stats, focus={3}) == []
+    # The cap on members compared: the focus and Japan (2) fit in 2, not in 1; a development
+    # larger than the cap alone is not regrouped.
+    assert regroup([peru, japan, stray], stats, replace(eager, regroup_members=2), {3}) == moves
+    assert regroup([peru, japan, stray], stats, replace(eager, regroup_members=1), {3}) == []
+    wrong = _dev(1, feats, "peru1", "japan1", "japan2", "peru2")
+    assert regroup([wrong], stats, replace(eager, regroup_members=4)) != []
+    assert regroup([wrong], stats, replace(eager, regroup_members=3)) == []
+
+
+def test_regroup_keeps_duplicates_with_their_original() -> None:
+    stats, feats = _regroup_case()
+    copy = features(*copy_with_chrome(JAPAN_1), "en")
+    stats.add(copy)
+    japan_copy = Member(103, copy, T0 + timedelta(hours=3), None, duplicate_of=101)
+    base = _dev(1, feats, "peru1", "japan1", "peru2")
+    wrong = DevelopmentView(1, base.first_seen, japan_copy.seen, (*base.members, japan_copy))
+    moves = regroup([wrong], stats)
+    assert {(m.item_id, m.to_development) for m in moves} == {(101, None), (103, None)}
+
+
+def test_regroup_keeps_a_story_and_its_turn_apart() -> None:
+    stats = CorpusStats()
+    arts = [features(*a, "en") for a in (PARADE_ANNOUNCED, PARADE_CANCELLED)]
+    for f in arts:
+        stats.add(f)
+    members = tuple(Member(i + 1, f, T0 + timedelta(hours=i)) for i, f in enumerate(arts))
+    one = DevelopmentView(1, T0, T0 + timedelta(hours=1), members)
+    # A single article is split off only when asked to (by default a group needs two).
+    assert regroup([one], stats) == []
+    (move,) = regroup([one], stats, ClusterParams(regroup_min_split=1, regroup_gain=0.0))
+    assert (move.item_id, move.to_development) == (2, None)
 
 
 # --- features, statistics, determinism --------------------------------------------------------

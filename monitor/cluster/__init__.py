@@ -11,20 +11,24 @@ from monitor.cluster.decide import (
     Decision,
     DevelopmentView,
     Member,
+    Move,
     Relation,
     containment,
     decide,
     find_merges,
     in_window,
     pair_features,
+    pair_probability,
     probability,
+    regroup,
 )
 from monitor.cluster.features import DocFeatures, features
-from monitor.cluster.similarity import FEATURE_NAMES
+from monitor.cluster.similarity import FEATURE_NAMES, PAIR_FEATURE_NAMES
 from monitor.cluster.stats import CorpusStats, DocFreqs
 
 __all__ = [
     "FEATURE_NAMES",
+    "PAIR_FEATURE_NAMES",
     "Candidate",
     "ClusterParams",
     "CorpusStats",
@@ -33,6 +37,7 @@ __all__ = [
     "DocFeatures",
     "DocFreqs",
     "Member",
+    "Move",
     "Relation",
     "containment",
     "decide",
@@ -40,5 +45,7 @@ __all__ = [
     "find_merges",
     "in_window",
     "pair_features",
+    "pair_probability",
     "probability",
+    "regroup",
 ]

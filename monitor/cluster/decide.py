@@ -16,16 +16,21 @@ Method, within one watch topic:
    ``join_threshold`` (``join_threshold_single`` for a development of one article), unless the
    article's title or lead announces a turn (cancelled, overturned, resigned) that none of the
    development's articles did; otherwise the article is the "first" of a new development.
+4. After each poll, ``find_merges`` records developments found to report one event, and
+   ``regroup`` re-clusters the members of the developments the poll touched (and of those close
+   to them) from pairwise probabilities of a second logistic model over pairs of articles
+   (``member_pair_features``), by average linkage; the store applies and records the moves.
 The coefficients and thresholds are fitted on ECB+ by ``bench/developments.py --fit`` (logistic
-regression on each article against the developments before it, thresholds tuned by replaying
-the stream); the same script reports their cross-validated quality.
+regression on each article against the developments before it, and on pairs of articles;
+thresholds tuned by replaying the stream); the same script reports their cross-validated quality.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -34,9 +39,13 @@ from typing import Literal
 from monitor.cluster.features import DocFeatures
 from monitor.cluster.similarity import (
     FEATURE_NAMES,
+    PAIR_FEATURE_NAMES,
+    PairView,
     Profile,
     Weigher,
     cosine,
+    cosine_shared,
+    member_pair_features,
     rough_closeness,
 )
 from monitor.cluster.similarity import pair_features as _pair_features
@@ -60,6 +69,20 @@ DEFAULT_COEFS = (  # in the order of FEATURE_NAMES
     2.173,  # doc_short
 )
 assert len(DEFAULT_COEFS) == len(FEATURE_NAMES)
+
+# The member-pair model of ``regroup`` (same fitting, on pairs of articles).
+DEFAULT_PAIR_BIAS = -3.814
+DEFAULT_PAIR_COEFS = (  # in the order of PAIR_FEATURE_NAMES
+    1.814,  # cos_words
+    1.867,  # cos_lead
+    6.711,  # cos_names
+    6.528,  # cos_facts
+    -0.83,  # names_novel
+    0.145,  # top_missing
+    -1.032,  # year_conflict
+    1.107,  # doc_short
+)
+assert len(DEFAULT_PAIR_COEFS) == len(PAIR_FEATURE_NAMES)
 
 
 # Stems (English Snowball) of words that turn a story, by the kind of turn.
@@ -89,6 +112,13 @@ class ClusterParams:
     detect_turns: bool = True  # see ``turns``
     bias: float = DEFAULT_BIAS
     coefs: tuple[float, ...] = DEFAULT_COEFS
+    regroup: bool = True  # the store regroups after each poll (see ``regroup``)
+    regroup_threshold: float = 0.4  # average pair probability below which groups stay apart
+    regroup_members: int = 80  # members regrouped at once at most (cost grows with their square)
+    regroup_gain: float = 1.0  # how much better (``_agreement``) a regrouping must fit
+    regroup_min_split: int = 2  # members a group needs to be split off as a new development
+    pair_bias: float = DEFAULT_PAIR_BIAS
+    pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,7 @@ class Member:
     features: DocFeatures
     seen: datetime
     guid: str | None = None
+    duplicate_of: int | None = None  # the item this one repeats (it goes where that one goes)
 
 
 @dataclass(frozen=True)
@@ -375,3 +406,250 @@ def _mean_probability(
         probability(pair_features(m.features, large, weigher), params) for m in small.members
     )
     return total / len(small.members)
+
+
+# --- regrouping -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Move:
+    """A member that ``regroup`` moves to another development.
+
+    ``to_development`` None: a development split off; moves sharing ``group`` go to the same new
+    one. ``score``: the member's mean pair probability with the rest of its new group.
+    """
+
+    item_id: int
+    from_development: int
+    to_development: int | None
+    group: int
+    score: float
+
+
+def regroup(
+    developments: Sequence[DevelopmentView],
+    stats: DocFreqs,
+    params: ClusterParams | None = None,
+    focus: Collection[int] | None = None,
+) -> list[Move]:
+    """Members to move so that a topic's recent developments match an average-linkage regrouping.
+
+    Decisions are made one article at a time against what came before; a first article that joined
+    the look-alike event takes its later reports with it. Here every pair of members is scored by
+    the member-pair model (``member_pair_features``), and groups are joined, most probable first,
+    while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
+    with average linkage, from single articles; duplicates stay with what they repeat; a story and
+    its turn stay apart). Each group then keeps the development holding most of its members;
+    groups left without one are split off as new developments.
+
+    ``focus``: the developments that changed (a poll opened or grew them); only they and the
+    developments close to them (centroid cosine >= ``MERGE_GATE``) are regrouped, at most
+    ``regroup_members`` members (the focus first, then the closest), whole developments only.
+    """
+    params = params or ClusterParams()
+    if not params.regroup:
+        return []
+    weigher = Weigher(stats)
+    scope = _regroup_scope(developments, weigher, params, focus)
+    members = [(m, d.id) for d in scope for m in d.members]
+    if len(members) < 2:
+        return []
+    # Units: an article with the duplicates of it in scope (they are compared as one, weighted).
+    by_id = {m.item_id: m for m, _ in members}
+    unit_of: dict[int, int] = {}
+    for m, _ in members:
+        root, seen = m.item_id, {m.item_id}
+        while (up := by_id[root].duplicate_of) is not None and up in by_id and up not in seen:
+            root = up
+            seen.add(root)
+        unit_of[m.item_id] = root
+    reps = sorted({unit_of[m.item_id] for m, _ in members})
+    weight = {r: 0 for r in reps}
+    for m, _ in members:
+        weight[unit_of[m.item_id]] += 1
+    feats = {m.item_id: m.features for m, _ in members}
+    weigher.prime_docs(feats[r] for r in reps)
+    views = {r: PairView.of(feats[r], weigher) for r in reps}
+    cues = {r: turn_cues(feats[r].lead) if params.detect_turns else set() for r in reps}
+    # Sums of pair probabilities between groups (absent: nothing worth counting).
+    sums: dict[int, dict[int, float]] = {r: {} for r in reps}
+    for i, a in enumerate(reps):
+        for b in reps[i + 1 :]:
+            if cues[a] != cues[b]:
+                continue
+            p = pair_probability(member_pair_features(views[a], views[b]), params)
+            if p >= PAIR_FLOOR:
+                s = p * weight[a] * weight[b]
+                sums[a][b] = s
+                sums[b][a] = s
+    pair_sums = {a: dict(row) for a, row in sums.items()}  # _average_linkage consumes ``sums``
+    groups = _average_linkage(reps, weight, sums, params.regroup_threshold)
+    # Hysteresis: the regrouping must beat the developments as they are by a margin, or members
+    # would flip back and forth between two nearly equal groupings poll after poll.
+    dev_of = {m.item_id: dev_id for m, dev_id in members}
+    now_key = {r: dev_of[r] for r in reps}
+    new_key = {r: n for n, g in enumerate(groups) for r in g}
+    gain = _agreement(reps, weight, pair_sums, new_key, params.regroup_threshold) - _agreement(
+        reps, weight, pair_sums, now_key, params.regroup_threshold
+    )
+    if gain < params.regroup_gain:
+        return []
+    return _moves(members, unit_of, groups, views, weigher, params, scope)
+
+
+PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)
+
+
+def pair_probability(feats: Sequence[float], params: ClusterParams) -> float:
+    z = params.pair_bias + sum(w * x for w, x in zip(params.pair_coefs, feats, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def _regroup_scope(
+    developments: Sequence[DevelopmentView],
+    weigher: Weigher,
+    params: ClusterParams,
+    focus: Collection[int] | None,
+) -> list[DevelopmentView]:
+    devs = sorted(developments, key=lambda d: (d.first_seen, d.id))
+    if focus is None:
+        chosen = devs
+    else:
+        core = [d for d in devs if d.id in focus]
+        if not core:
+            return []
+        weigher.prime(None, [d.profile for d in devs])
+        centroids = {d.id: weigher.centroid("w:", d.profile.words) for d in devs}
+        near = []
+        for d in devs:
+            if d.id in focus:
+                continue
+            best = max(cosine_shared(centroids[d.id], centroids[c.id]) for c in core)
+            if best >= MERGE_GATE:
+                near.append((-best, d.id, d))
+        chosen = sorted(core, key=lambda d: (d.last_seen, d.id), reverse=True)
+        total = sum(len(d.members) for d in core)
+        for _, _, d in sorted(near, key=lambda t: (t[0], t[1])):
+            if total + len(d.members) > params.regroup_members:
+                continue
+            chosen.append(d)
+            total += len(d.members)
+    # Never more than the cap: the focus itself is cut to its most recently grown developments,
+    # and a development larger than the cap alone is not regrouped (its members all stay).
+    out: list[DevelopmentView] = []
+    total = 0
+    for d in chosen:
+        if total + len(d.members) > params.regroup_members:
+            continue
+        out.append(d)
+        total += len(d.members)
+    return sorted(out, key=lambda d: (d.first_seen, d.id))
+
+
+def _agreement(
+    reps: Sequence[int],
+    weight: dict[int, int],
+    sums: dict[int, dict[int, float]],
+    key: dict[int, int],
+    threshold: float,
+) -> float:
+    """How well a grouping fits the pair probabilities: over pairs grouped together, the sum of
+    (probability - threshold) (what average linkage at that threshold increases)."""
+    total = 0.0
+    for i, a in enumerate(reps):
+        row = sums[a]
+        for b in reps[i + 1 :]:
+            if key[a] == key[b]:
+                total += row.get(b, 0.0) - threshold * weight[a] * weight[b]
+    return total
+
+
+def _average_linkage(
+    reps: Sequence[int],
+    weight: dict[int, int],
+    sums: dict[int, dict[int, float]],
+    threshold: float,
+) -> list[list[int]]:
+    """Agglomerative clustering, average linkage: the groups of ``reps`` (each sorted)."""
+    size = dict(weight)
+    items = {r: [r] for r in reps}
+    heap = [
+        (-s / (size[a] * size[b]), a, b) for a, row in sums.items() for b, s in row.items() if a < b
+    ]
+    heapq.heapify(heap)
+    next_id = max(reps) + 1
+    while heap:
+        neg, a, b = heapq.heappop(heap)
+        if a not in items or b not in items:
+            continue
+        if -neg < threshold:
+            break
+        new = next_id
+        next_id += 1
+        row_a, row_b = sums.pop(a), sums.pop(b)
+        row_a.pop(b, None)
+        row_b.pop(a, None)
+        row: dict[int, float] = {}
+        for k in set(row_a) | set(row_b):
+            s = row_a.get(k, 0.0) + row_b.get(k, 0.0)
+            row[k] = s
+            other = sums[k]
+            other.pop(a, None)
+            other.pop(b, None)
+            other[new] = s
+        sums[new] = row
+        size[new] = size.pop(a) + size.pop(b)
+        items[new] = items.pop(a) + items.pop(b)
+        for k, s in row.items():
+            lo, hi = (k, new) if k < new else (new, k)
+            heapq.heappush(heap, (-s / (size[new] * size[k]), lo, hi))
+    return sorted((sorted(g) for g in items.values()), key=lambda g: g[0])
+
+
+def _moves(
+    members: Sequence[tuple[Member, int]],
+    unit_of: dict[int, int],
+    groups: list[list[int]],
+    views: dict[int, PairView],
+    weigher: Weigher,
+    params: ClusterParams,
+    scope: Sequence[DevelopmentView],
+) -> list[Move]:
+    """Give each group the development holding most of its members (older first on ties)."""
+    group_of = {r: n for n, g in enumerate(groups) for r in g}
+    order = {d.id: i for i, d in enumerate(scope)}
+    overlap: dict[tuple[int, int], int] = {}
+    for m, dev_id in members:
+        key = (group_of[unit_of[m.item_id]], dev_id)
+        overlap[key] = overlap.get(key, 0) + 1
+    target: dict[int, int] = {}
+    taken: set[int] = set()
+    for (group, dev_id), _ in sorted(
+        overlap.items(), key=lambda kv: (-kv[1], order[kv[0][1]], kv[0][0])
+    ):
+        if group in target or dev_id in taken:
+            continue
+        target[group] = dev_id
+        taken.add(dev_id)
+    sizes: dict[int, int] = {}
+    for m, _ in members:
+        group = group_of[unit_of[m.item_id]]
+        sizes[group] = sizes.get(group, 0) + 1
+    moves: list[Move] = []
+    for m, dev_id in members:
+        group = group_of[unit_of[m.item_id]]
+        to = target.get(group)
+        if to == dev_id or (to is None and sizes[group] < params.regroup_min_split):
+            continue
+        rep = unit_of[m.item_id]
+        others = [r for r in groups[group] if r != rep]
+        score = (
+            sum(
+                pair_probability(member_pair_features(views[rep], views[r]), params) for r in others
+            )
+            / len(others)
+            if others
+            else 1.0
+        )
+        moves.append(Move(m.item_id, dev_id, to, group, round(score, 6)))
+    return moves

@@ -29,6 +29,18 @@ FEATURE_NAMES = (
     "doc_short",  # 1 for an empty text, towards 0 for long articles
 )
 
+# The member-pair model of ``decide.regroup``: two articles, symmetric similarities.
+PAIR_FEATURE_NAMES = (
+    "cos_words",  # TF-IDF cosine of the whole texts
+    "cos_lead",  # of the titles + leads
+    "cos_names",  # of the proper names
+    "cos_facts",  # of numbers, months, weekdays
+    "names_novel",  # share of each one's names (count x IDF) the other lacks, mean of both ways
+    "top_missing",  # share of each one's two heaviest names the other lacks, mean of both ways
+    "year_conflict",  # both mention years and share none
+    "doc_short",  # 1 for an empty text, towards 0 when both are long (the shorter counts)
+)
+
 SPACES = ("w:", "n:", "f:")  # namespaces of DocFeatures.terms(): words, names, facts
 
 
@@ -88,13 +100,19 @@ class Weigher:
         """Fetch, in one call, every term the coming comparisons will weigh."""
         wanted: dict[str, set[str]] = {space: set() for space in SPACES}
         if doc is not None:
-            wanted["w:"].update(doc.words, doc.lead)
-            wanted["n:"].update(doc.names)
-            wanted["f:"].update(doc.facts)
+            _want(wanted, doc.words, doc.lead, doc.names, doc.facts)
         for p in profiles:
-            wanted["w:"].update(p.words, p.lead)
-            wanted["n:"].update(p.names)
-            wanted["f:"].update(p.facts)
+            _want(wanted, p.words, p.lead, p.names, p.facts)
+        self._fetch(wanted)
+
+    def prime_docs(self, docs: Iterable[DocFeatures]) -> None:
+        """``prime`` for many documents at once (one lookup)."""
+        wanted: dict[str, set[str]] = {space: set() for space in SPACES}
+        for d in docs:
+            _want(wanted, d.words, d.lead, d.names, d.facts)
+        self._fetch(wanted)
+
+    def _fetch(self, wanted: Mapping[str, set[str]]) -> None:
         missing = [
             space + term
             for space, terms in wanted.items()
@@ -171,6 +189,82 @@ def pair_features(
         math.log1p(profile.size),
         1.0 / (1.0 + len(doc.words) / 20.0),
     )
+
+
+@dataclass(frozen=True)
+class PairView:
+    """One article weighed for member-pair comparisons (computed once per regroup)."""
+
+    words: Mapping[str, float]
+    lead: Mapping[str, float]
+    names: Mapping[str, float]
+    facts: Mapping[str, float]
+    name_weights: Mapping[str, float]  # count x IDF of each name
+    name_weight: float  # their sum
+    top: tuple[str, ...]  # its two heaviest names
+    years: frozenset[int]
+    n_words: int
+
+    @classmethod
+    def of(cls, doc: DocFeatures, weigher: Weigher) -> PairView:
+        weights = {t: c * weigher.idf("n:", t) for t, c in doc.names.items()}
+        ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls(
+            weigher.unit("w:", doc.words),
+            weigher.unit("w:", doc.lead),
+            weigher.unit("n:", doc.names),
+            weigher.unit("f:", doc.facts),
+            weights,
+            sum(weights.values()),
+            tuple(t for t, _ in ranked[:2]),
+            frozenset(doc.years),
+            len(doc.words),
+        )
+
+
+def member_pair_features(a: PairView, b: PairView) -> tuple[float, ...]:
+    """The similarities of two articles, in the order of ``PAIR_FEATURE_NAMES`` (symmetric)."""
+    # Sums over shared keys only (set intersection in C): this runs for every pair of members.
+    shared = a.name_weights.keys() & b.name_weights.keys()
+    novel_a = 1.0 - sum(a.name_weights[t] for t in shared) / a.name_weight if a.name_weight else 0.0
+    novel_b = 1.0 - sum(b.name_weights[t] for t in shared) / b.name_weight if b.name_weight else 0.0
+    return (
+        _dot_shared(a.words, b.words),
+        _dot_shared(a.lead, b.lead),
+        _dot_shared(a.names, b.names),
+        _dot_shared(a.facts, b.facts),
+        (novel_a + novel_b) / 2.0,
+        (_top_share(a, b) + _top_share(b, a)) / 2.0,
+        1.0 if a.years and b.years and a.years.isdisjoint(b.years) else 0.0,
+        1.0 / (1.0 + min(a.n_words, b.n_words) / 20.0),
+    )
+
+
+def cosine_shared(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """``cosine`` summed over the shared keys only (faster for large, sparse vectors; the same
+    value up to rounding)."""
+    return sum(a[t] * b[t] for t in a.keys() & b.keys())
+
+
+_dot_shared = cosine_shared
+
+
+def _top_share(a: PairView, b: PairView) -> float:
+    if not a.top:
+        return 0.0
+    return sum(1 for t in a.top if t not in b.name_weights) / len(a.top)
+
+
+def _want(
+    wanted: Mapping[str, set[str]],
+    words: Iterable[str],
+    lead: Iterable[str],
+    names: Iterable[str],
+    facts: Iterable[str],
+) -> None:
+    wanted["w:"].update(words, lead)
+    wanted["n:"].update(names)
+    wanted["f:"].update(facts)
 
 
 def _novel(bag: Mapping[str, float], seen: Mapping[str, float], weigher: Weigher) -> float:

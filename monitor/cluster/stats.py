@@ -46,6 +46,9 @@ class CorpusStats:
         # The counter itself: lookups of absent terms give 0 and nothing is copied.
         return self._df
 
+    def copy(self) -> CorpusStats:
+        return CorpusStats(self._n_docs, self._df)
+
     def add(self, feats: DocFeatures) -> None:
         self._n_docs += 1
         self._df.update(feats.terms())

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,8 @@ class Store:
         self.alert_routing: AlertRouting | None = None
         # Per topic, how long a development stays open (the pipeline sets it from the config).
         self.development_windows: Mapping[str, timedelta] = {}
+        # The clustering model and thresholds (None: the shipped defaults; tests and benchmarks).
+        self.cluster_params: ClusterParams | None = None
         # Clustering reads from memory kept for this Store's lifetime (False: from the database).
         self.cache_developments = True
         self._cluster_cache: ClusterCache | None = None
@@ -244,7 +246,9 @@ class Store:
                 self._write_matches(item_id, matches, now)
                 assignments.update(self._cluster(item_id, article, matches, now))
             self._merge_developments(assignments, now)
+            regrouped = self._regroup_developments(assignments, now)
             self._queue_alerts(feed_name, new_ids, poll, now, assignments)
+            self._queue_unalerted(regrouped, now)
             for entry in poll.updated_entries:
                 self._update_entry(feed_id, entry, now)
             for entry in (*poll.updated_entries, *poll.seen_entries):
@@ -397,7 +401,9 @@ class Store:
     def _params(self, topic: str) -> ClusterParams:
         from monitor.store import developments as dev
 
-        return dev.params_for(self.development_windows.get(topic, DEFAULT_WINDOW))
+        return dev.params_for(
+            self.development_windows.get(topic, DEFAULT_WINDOW), self.cluster_params
+        )
 
     def _merge_developments(
         self, assignments: Mapping[tuple[int, str], Assignment], now: datetime
@@ -414,6 +420,81 @@ class Store:
             dev.merge_developments(
                 self.conn, topic, self._params(topic), now, touched[topic], cache
             )
+
+    def _regroup_developments(
+        self, assignments: dict[tuple[int, str], Assignment], now: datetime
+    ) -> list[tuple[str, int]]:
+        """Regroup the members of the developments this poll touched (monitor.cluster.regroup).
+
+        `assignments` is updated for this poll's items that moved, so their alerts follow.
+        Returns the developments regrouping changed or opened, by topic.
+        """
+        from monitor.store import developments as dev
+
+        touched: dict[str, set[int]] = {}
+        for (_, topic), assigned in assignments.items():
+            if assigned.relation != "duplicate" and assigned.development_id is not None:
+                root = dev.root_of(self.conn, assigned.development_id)
+                touched.setdefault(topic, set()).add(root)
+        cache = self.cluster_cache()
+        changed: list[tuple[str, int]] = []
+        for topic in sorted(touched):
+            done = dev.regroup_developments(
+                self.conn, topic, self._params(topic), now, touched[topic], cache
+            )
+            for item_id, (development_id, relation) in done.moved.items():
+                old = assignments.get((item_id, topic))
+                if old is not None:
+                    assignments[item_id, topic] = replace(
+                        old, development_id=development_id, relation=relation
+                    )
+            changed.extend((topic, dev_id) for dev_id in done.affected)
+        return changed
+
+    def _queue_unalerted(self, developments: Sequence[tuple[str, int]], now: datetime) -> None:
+        """After regrouping, a development that holds articles but was never alerted (split off,
+        or opened by this poll and given an earlier article as its first) is alerted now, with
+        its earliest article as `first`. Call after this poll's own alerts are queued."""
+        if self.alert_routing is None or not developments:
+            return
+        from monitor.alert.outbox import enqueue
+        from monitor.alert.plan import AlertCandidate, plan_alerts
+
+        candidates = []
+        for topic, development_id in developments:
+            row = self.conn.execute(
+                """SELECT i.id, i.title, i.url, coalesce(i.site_name, f.name) AS outlet,
+                          i.published, i.fetched, i.language, m.terms, m.snippet
+                   FROM developments d JOIN items i ON i.id = d.first_item_id
+                   LEFT JOIN feeds f ON f.id = i.feed_id
+                   LEFT JOIN matches m ON m.item_id = i.id AND m.topic = d.topic
+                   WHERE d.id = ? AND d.items > 0 AND d.alerts = 0 AND d.merged_into IS NULL""",
+                (development_id,),
+            ).fetchone()
+            if row is None:
+                continue
+            assigned = Assignment(topic, "first", development_id)
+            context = self._development_context(assigned, int(row["id"]))
+            candidates.append(
+                AlertCandidate(
+                    item_id=int(row["id"]),
+                    topic=topic,
+                    title=row["title"],
+                    url=row["url"],
+                    outlet=row["outlet"],
+                    published=parse_iso(row["published"]) if row["published"] else None,
+                    first_seen=parse_iso(row["fetched"]) or now,
+                    terms=tuple(json.loads(row["terms"] or "[]")),
+                    snippet=row["snippet"] or "",
+                    language=row["language"],
+                    development_id=development_id,
+                    relation="first",
+                    revision=context[0],
+                    development_title=context[1],
+                    other_outlets=context[2],
+                )
+            )
+        enqueue(self.conn, plan_alerts(candidates, self.alert_routing, now))
 
     def rebuild_developments(self, topics: Sequence[str], now: datetime) -> dict[str, int]:
         """Give matched items that are in no development of their topic one, silently (rematch).

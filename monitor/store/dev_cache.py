@@ -293,7 +293,7 @@ class ClusterCache:
         feats = self._lookup(conn, (int(r[3]) for r in rows))
         devs: dict[int, _Dev] = {}
         items: set[int] = set()
-        for dev_id, first, last, item_id, added, guid in rows:
+        for dev_id, first, last, item_id, added, guid, dup in rows:
             dev = devs.get(dev_id)
             if dev is None:
                 lo, hi = parse_iso(first), parse_iso(last)
@@ -302,7 +302,7 @@ class ClusterCache:
             seen = parse_iso(added)
             assert seen is not None
             kept = feats[int(item_id)]
-            member = Member(int(item_id), kept[0], seen, guid)
+            member = Member(int(item_id), kept[0], seen, guid, None if dup is None else int(dup))
             dev.members.append((str(added), int(item_id), member))
             if int(item_id) not in items:
                 items.add(int(item_id))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,12 +20,14 @@ from monitor.clock import parse_iso, utc_iso
 from monitor.cluster import (
     Candidate,
     ClusterParams,
+    Decision,
     DevelopmentView,
     DocFeatures,
     DocFreqs,
     Member,
     decide,
     find_merges,
+    regroup,
 )
 from monitor.cluster.similarity import Weigher
 from monitor.records import Assignment
@@ -151,8 +153,10 @@ def root_of(conn: sqlite3.Connection, development_id: int) -> int:
 
 def recent_members_sql(extra_columns: str = "") -> str:
     """Members of a topic's developments seen since a time: (topic, since) parameters; columns
-    dev id, first_seen, last_seen, item id, added_at, guid, then `extra_columns` (from f, i)."""
-    return f"""SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, i.guid{extra_columns}
+    dev id, first_seen, last_seen, item id, added_at, guid, duplicate_of, then `extra_columns`
+    (from f, i)."""
+    return f"""SELECT d.id, d.first_seen, d.last_seen, di.item_id, di.added_at, i.guid,
+                  di.duplicate_of{extra_columns}
            FROM developments d
            JOIN development_items di ON di.development_id = d.id AND di.topic = d.topic
            JOIN item_features f ON f.item_id = di.item_id
@@ -168,13 +172,18 @@ def recent_developments(
     rows = conn.execute(recent_members_sql(", f.features"), (topic, utc_iso(since))).fetchall()
     grouped: dict[int, list[Member]] = {}
     spans: dict[int, tuple[datetime, datetime]] = {}
-    for dev_id, first, last, item_id, added, guid, feats in rows:
+    for dev_id, first, last, item_id, added, guid, dup, feats in rows:
         root = root_of(conn, int(dev_id))
         seen = parse_iso(added)
         assert seen is not None
-        grouped.setdefault(root, []).append(
-            Member(int(item_id), DocFeatures.from_json(feats), seen, guid)
+        member = Member(
+            int(item_id),
+            DocFeatures.from_json(feats),
+            seen,
+            guid,
+            None if dup is None else int(dup),
         )
+        grouped.setdefault(root, []).append(member)
         lo, hi = parse_iso(first), parse_iso(last)
         assert lo is not None and hi is not None
         old = spans.get(root, (lo, hi))
@@ -235,7 +244,7 @@ def assign(
         ),
     )
     if cache is not None:
-        _remember(conn, cache, article, topic, development_id, relation == "first", now)
+        _remember(conn, cache, article, topic, development_id, relation == "first", now, decision)
     return Assignment(topic, relation, development_id, decision.duplicate_of, decision.score)
 
 
@@ -247,6 +256,7 @@ def _remember(
     development_id: int,
     opened: bool,
     now: datetime,
+    decision: Decision,
 ) -> None:
     """Tell the cache what `assign` wrote, as reading it back would give it."""
     added = utc_iso(now)
@@ -255,7 +265,7 @@ def _remember(
     if stored is None or added is None or seen is None:  # not a member when read back
         cache.forget_topic(topic)
         return
-    member = Member(article.item_id, stored, seen, article.guid)
+    member = Member(article.item_id, stored, seen, article.guid, decision.duplicate_of)
     cache.joined(topic, development_id, opened, member, added)
 
 
@@ -305,8 +315,203 @@ def merge_developments(
     return list(pairs)
 
 
-def params_for(window: timedelta) -> ClusterParams:
-    return ClusterParams(window=window)
+@dataclass(frozen=True)
+class SplitOff:
+    """A development `regroup_developments` opened for members split off another."""
+
+    development_id: int
+    first_item_id: int
+    split_from: int
+
+
+@dataclass(frozen=True)
+class Regrouped:
+    """What `regroup_developments` changed: each moved item's development and relation now."""
+
+    moved: dict[int, tuple[int, str]]  # item id -> (development id, relation)
+    split_offs: list[SplitOff]
+    affected: list[int]  # developments that gained or lost members, or were opened
+
+
+def regroup_developments(
+    conn: sqlite3.Connection,
+    topic: str,
+    params: ClusterParams,
+    now: datetime,
+    touched: Collection[int],
+    cache: ClusterCache | None = None,
+) -> Regrouped:
+    """Apply `monitor.cluster.regroup` to the developments a poll touched, and record it.
+
+    Every changed `development_items` row (its development or its relation) gets a row in
+    `development_moves`. A group split off becomes a new development (`split_from` says which)
+    whose earliest item is its `first`; a development that lost its earliest item gets the next
+    one as `first` (and its title); one left empty is recorded as merged into the development
+    that took most of its items. Call inside the poll's transaction.
+    """
+    views, stats = _inputs(conn, topic, now - params.window, cache)
+    moves = regroup(views, stats, params, focus=touched)
+    if not moves:
+        return Regrouped({}, [], [])
+    ids = sorted({m.item_id for m in moves})
+    marks = ",".join("?" * len(ids))
+    rows = {
+        int(r[0]): (int(r[1]), str(r[2]), r[3])
+        for r in conn.execute(
+            f"""SELECT item_id, development_id, relation, added_at FROM development_items
+                WHERE topic = ? AND item_id IN ({marks})""",
+            [topic, *ids],
+        )
+    }
+    # Split-off groups first: each becomes a development, its earliest member `first`.
+    targets: dict[int, int] = {}
+    split_offs: list[SplitOff] = []
+    for group in sorted({m.group for m in moves if m.to_development is None}):
+        members = sorted(
+            (rows[m.item_id][2], m.item_id, m.from_development)
+            for m in moves
+            if m.to_development is None and m.group == group and m.item_id in rows
+        )
+        if not members:
+            continue
+        first_added, first_item, origin = members[0]
+        title_row = conn.execute("SELECT title FROM items WHERE id = ?", (first_item,)).fetchone()
+        cursor = conn.execute(
+            """INSERT INTO developments
+               (topic, title, first_item_id, first_seen, last_seen, items, split_from)
+               VALUES (?, ?, ?, ?, ?, 0, ?)""",
+            (
+                topic,
+                title_row[0] if title_row else "",
+                first_item,
+                first_added,
+                members[-1][0],
+                origin,
+            ),
+        )
+        targets[group] = int(cursor.lastrowid or 0)
+        split_offs.append(SplitOff(targets[group], first_item, origin))
+    before: dict[int, tuple[int, str]] = {}
+    affected: set[int] = set()
+    for move in moves:
+        if move.item_id not in rows:
+            continue
+        old_dev, old_relation, _ = rows[move.item_id]
+        to = move.to_development if move.to_development is not None else targets[move.group]
+        relation = "duplicate" if old_relation == "duplicate" else "report"
+        before[move.item_id] = (old_dev, old_relation)
+        conn.execute(
+            """UPDATE development_items SET development_id = ?, relation = ?
+               WHERE item_id = ? AND topic = ?""",
+            (to, relation, move.item_id, topic),
+        )
+        affected.update((old_dev, root_of(conn, old_dev), to))
+    scores = {m.item_id: m.score for m in moves}
+    now_text = utc_iso(now) or ""
+    relabelled: dict[int, tuple[int, str]] = {}  # items that stayed but changed relation
+    for dev_id in sorted(affected):
+        for item_id, old_relation in _settle(conn, topic, dev_id, before, now_text).items():
+            if item_id not in before:
+                relabelled[item_id] = (dev_id, old_relation)
+    before.update(relabelled)
+    moved: dict[int, tuple[int, str]] = {}
+    for item_id in before:
+        new_dev, new_relation = conn.execute(
+            "SELECT development_id, relation FROM development_items WHERE item_id = ? AND topic = ?",
+            (item_id, topic),
+        ).fetchone()
+        moved[item_id] = (int(new_dev), str(new_relation))
+    conn.executemany(
+        """INSERT INTO development_moves
+           (topic, item_id, from_development, to_development, old_relation, new_relation, score,
+            moved_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                topic,
+                item_id,
+                before[item_id][0],
+                dev_id,
+                before[item_id][1],
+                relation,
+                scores.get(item_id, 0.0),
+                now_text,
+            )
+            for item_id, (dev_id, relation) in sorted(moved.items())
+        ],
+    )
+    if cache is not None:
+        cache.merged(topic)  # re-read on next use, as for merges
+    return Regrouped(moved, split_offs, sorted(affected))
+
+
+def _settle(
+    conn: sqlite3.Connection,
+    topic: str,
+    dev_id: int,
+    before: Mapping[int, tuple[int, str]],
+    now_text: str,
+) -> dict[int, str]:
+    """Bring a development's row in line with its members after moves: span, count, `first`.
+
+    Returns the items whose relation it changed, with their relation before."""
+    members = conn.execute(
+        """SELECT item_id, relation, added_at FROM development_items
+           WHERE development_id = ? AND topic = ? ORDER BY added_at, item_id""",
+        (dev_id, topic),
+    ).fetchall()
+    if not members:
+        # Emptied: recorded as merged into where most of its items went (nothing deleted). One
+        # that others were merged into still stands for their items: it stays.
+        gone = [item for item, (old, _) in before.items() if old == dev_id]
+        holds = conn.execute(
+            "SELECT 1 FROM developments WHERE merged_into = ? LIMIT 1", (dev_id,)
+        ).fetchone()
+        if not gone or holds is not None:
+            return {}
+        marks = ",".join("?" * len(gone))
+        row = conn.execute(
+            f"""SELECT development_id, count(*) AS n FROM development_items
+                WHERE topic = ? AND item_id IN ({marks})
+                GROUP BY development_id ORDER BY n DESC, development_id LIMIT 1""",
+            [topic, *gone],
+        ).fetchone()
+        conn.execute(
+            """UPDATE developments SET merged_into = ?, merged_at = ?, items = 0
+               WHERE id = ? AND merged_into IS NULL""",
+            (int(row[0]), now_text, dev_id),
+        )
+        return {}
+    lead = next((m for m in members if m[1] != "duplicate"), members[0])
+    changed: dict[int, str] = {}
+    for item_id, relation, _ in members:
+        wanted = "first" if item_id == lead[0] else relation
+        if relation == "first" and item_id != lead[0]:
+            wanted = "report"
+        if wanted != relation:
+            conn.execute(
+                "UPDATE development_items SET relation = ? WHERE item_id = ? AND topic = ?",
+                (wanted, item_id, topic),
+            )
+            changed[int(item_id)] = str(relation)
+    current = conn.execute(
+        "SELECT first_item_id FROM developments WHERE id = ?", (dev_id,)
+    ).fetchone()
+    if current is not None and current[0] != lead[0]:
+        title = conn.execute("SELECT title FROM items WHERE id = ?", (lead[0],)).fetchone()
+        conn.execute(
+            "UPDATE developments SET first_item_id = ?, title = ? WHERE id = ?",
+            (lead[0], title[0] if title else "", dev_id),
+        )
+    conn.execute(
+        """UPDATE developments SET first_seen = ?, last_seen = ?, items = ? WHERE id = ?""",
+        (members[0][2], members[-1][2], len(members), dev_id),
+    )
+    return changed
+
+
+def params_for(window: timedelta, base: ClusterParams | None = None) -> ClusterParams:
+    return replace(base or ClusterParams(), window=window)
 
 
 def unclustered_items(

@@ -197,12 +197,36 @@ def _v5_contentless_archive_index(conn: sqlite3.Connection) -> None:
     archive.make_contentless(conn)
 
 
+def _v6_development_moves(conn: sqlite3.Connection) -> None:
+    # Regrouping (monitor.cluster.regroup) moves articles between developments after the fact;
+    # every change is recorded here, and a development split off says where it came from.
+    run_script(
+        conn,
+        """
+        ALTER TABLE developments ADD COLUMN split_from INTEGER REFERENCES developments(id);
+        CREATE TABLE development_moves (
+            id INTEGER PRIMARY KEY,
+            topic TEXT NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            from_development INTEGER NOT NULL REFERENCES developments(id),
+            to_development INTEGER NOT NULL REFERENCES developments(id),
+            old_relation TEXT NOT NULL,
+            new_relation TEXT NOT NULL,
+            score REAL NOT NULL DEFAULT 0,  -- mean pair probability with its new group
+            moved_at TEXT NOT NULL
+        );
+        CREATE INDEX development_moves_item ON development_moves(item_id, topic);
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
     _v2_archive_index,
     _v3_developments,
     _v4_outbox,
     _v5_contentless_archive_index,
+    _v6_development_moves,
 ]
 
 
