@@ -63,7 +63,13 @@ class ForwardProxy:
         return self.names.get(host, host), port
 
     def _handle(self, client: socket.socket, rfile: Any) -> None:
-        line = rfile.readline(65536).decode("latin-1").rstrip("\r\n")
+        """Requests one after another on a kept-alive client connection, as real proxies serve."""
+        while line := rfile.readline(65536).decode("latin-1").rstrip("\r\n"):
+            if not self._one(client, rfile, line):
+                return
+
+    def _one(self, client: socket.socket, rfile: Any, line: str) -> bool:
+        """Serve one request; False when the client connection is done (a tunnel ended)."""
         headers: list[str] = []
         while (header := rfile.readline(65536).decode("latin-1")) not in ("\r\n", "\n", ""):
             headers.append(header)
@@ -77,8 +83,9 @@ class ForwardProxy:
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
             self._tunnel(client, self._address(host, int(port)))
-        else:
-            self._forward(client, method, target, headers)
+            return False
+        self._forward(client, method, target, headers)
+        return True
 
     def _tunnel(self, client: socket.socket, address: tuple[str, int]) -> None:
         try:
