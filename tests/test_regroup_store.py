@@ -106,3 +106,31 @@ def test_a_later_poll_of_a_right_grouping_moves_nothing(tmp_path: Path) -> None:
     record(store, "B", [doc("peru3", PERU_3)], START + timedelta(hours=2))
     assert rows(store, "SELECT count(*) FROM development_moves") == [(0,)]
     assert rows(store, "SELECT items FROM developments ORDER BY id") == [(3,), (2,)]
+
+
+def test_rematch_regroups_what_it_rebuilds_silently(tmp_path: Path) -> None:
+    """`monitor rematch` rebuilds developments a few items at a time and regroups them as polls
+    would: here joining is forced, and only regrouping can part the look-alike events."""
+    from dataclasses import replace
+
+    keys = (("peru1", PERU_1), ("japan1", JAPAN_1), ("japan2", JAPAN_2), ("peru2", PERU_2))
+    for regrouping in (True, False):
+        path = tmp_path / f"{regrouping}.db"
+        store = open_store(path, cached=True)
+        record(store, "A", [*(doc(k, a) for k, a in keys), doc("peru3", PERU_3)], START)
+        with store.transaction():  # as if the topic had just been added: matched, unclustered
+            for table in ("development_moves", "development_items", "developments"):
+                store.conn.execute(f"DELETE FROM {table}")
+        store.close()
+        store = open_store(path, cached=True)
+        store.alert_routing = AlertRouting(
+            {"quakes": TopicRule("quakes", ("chat",), None)}, {"chat": "immediate"}, ("quakes",)
+        )
+        forced = replace(ClusterParams(), join_threshold=0.0, join_threshold_single=0.0)
+        store.cluster_params = replace(forced, regroup=regrouping)
+        with store.transaction():
+            counts = store.rebuild_developments(["quakes"], START + timedelta(hours=1))
+        sizes = rows(store, "SELECT items FROM developments WHERE merged_into IS NULL ORDER BY id")
+        assert counts == {"quakes": len(sizes)}
+        assert sizes == ([(3,), (2,)] if regrouping else [(5,)])
+        assert rows(store, "SELECT count(*) FROM outbox") == [(0,)]

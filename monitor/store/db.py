@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_WINDOW = timedelta(days=3)
+REBUILD_REGROUP_EVERY = 10  # items a rebuild assigns between regroupings (like a small poll)
 
 
 class StoreError(Exception):
@@ -508,7 +509,10 @@ class Store:
         counts: dict[str, int] = {}
         cache = self.cluster_cache()
         for topic in topics:
-            for item_id, title, guid in dev.unclustered_items(self.conn, topic):
+            params = self._params(topic)
+            touched: set[int] = set()
+            seen = now
+            for n, (item_id, title, guid) in enumerate(dev.unclustered_items(self.conn, topic), 1):
                 row = self.conn.execute(
                     "SELECT text, language, fetched FROM items WHERE id = ?", (item_id,)
                 ).fetchone()
@@ -518,11 +522,27 @@ class Store:
                     feats = dev.add_to_corpus(self.conn, item_id, stored, cache)
                 seen = parse_iso(row["fetched"]) or now
                 clustered = dev.ArticleForClustering(item_id, title, guid, feats)
-                dev.assign(self.conn, clustered, topic, self._params(topic), seen, cache)
+                assigned = dev.assign(self.conn, clustered, topic, params, seen, cache)
+                if assigned.relation != "duplicate" and assigned.development_id is not None:
+                    touched.add(dev.root_of(self.conn, assigned.development_id))
+                if n % REBUILD_REGROUP_EVERY == 0:  # as polls would have, a few at a time
+                    self._regroup_rebuilt(topic, params, seen, touched)
+            self._regroup_rebuilt(topic, params, seen, touched)
             counts[topic] = self.count(
                 "developments", "topic = :t AND merged_into IS NULL", {"t": topic}
             )
         return counts
+
+    def _regroup_rebuilt(
+        self, topic: str, params: ClusterParams, now: datetime, touched: set[int]
+    ) -> None:
+        """Regroup what a rebuild touched, silently (its moves are recorded, nothing alerted)."""
+        from monitor.store import developments as dev
+
+        if params.regroup and touched:
+            roots = {dev.root_of(self.conn, d) for d in touched}
+            dev.regroup_developments(self.conn, topic, params, now, roots, self.cluster_cache())
+        touched.clear()
 
     def _write_matches(self, item_id: int, matches: Sequence[TopicMatch], now: datetime) -> None:
         for match in matches:
