@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from monitor.store.dev_cache import ClusterCache
 
 BUSY_TIMEOUT_MS = 30_000
+U = TypeVar("U")
 DEFAULT_WINDOW = timedelta(days=3)
 REBUILD_REGROUP_EVERY = 10  # items a rebuild assigns between regroupings (like a small poll)
 
@@ -272,16 +273,9 @@ class Store:
         fails (an unknown feed) fails alone: its error is returned in its place, the others are
         written. An error that ends the transaction itself is raised.
         """
-        results: list[Exception | None] = []
-        with self.transaction():
-            for name, update in updates:
-                try:
-                    self._write_feed_state(self._feed_id(name), update)
-                except (StoreError, sqlite3.IntegrityError) as exc:
-                    results.append(exc)
-                else:
-                    results.append(None)
-        return results
+        return self._each_alone(
+            updates, lambda u: self._write_feed_state(self._feed_id(u[0]), u[1])
+        )
 
     def record_unchanged_states(
         self, updates: Sequence[tuple[str, int, FeedStateUpdate]]
@@ -291,18 +285,25 @@ class Store:
         Most polls are such: the feed is known by id from the state the poll read, and its update
         (a success without a title, site, warning or new URL) is one fixed statement, so a batch
         costs a fraction of the general path. Any other update is written by that path."""
+        return self._each_alone(updates, self._write_unchanged_state)
+
+    def _write_unchanged_state(self, named: tuple[str, int, FeedStateUpdate]) -> None:
+        name, feed_id, update = named
+        if not _plain_success(update):
+            self._write_feed_state(self._feed_id(name), update)
+        elif self.conn.execute(_UNCHANGED_SQL, _unchanged_values(feed_id, update)).rowcount == 0:
+            raise StoreError(f"unknown feed {name!r}")
+
+    def _each_alone(
+        self, updates: Sequence[U], write: Callable[[U], None]
+    ) -> list[Exception | None]:
+        """`write` each update in one transaction; one that fails (one statement, applied whole
+        or not at all) fails alone, its error returned in its place."""
         results: list[Exception | None] = []
         with self.transaction():
-            for name, feed_id, update in updates:
+            for update in updates:
                 try:
-                    if _plain_success(update):
-                        cursor = self.conn.execute(
-                            _UNCHANGED_SQL, _unchanged_values(feed_id, update)
-                        )
-                        if cursor.rowcount == 0:
-                            raise StoreError(f"unknown feed {name!r}")
-                    else:
-                        self._write_feed_state(self._feed_id(name), update)
+                    write(update)
                 except (StoreError, sqlite3.IntegrityError) as exc:
                     results.append(exc)
                 else:
