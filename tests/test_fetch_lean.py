@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import shutil
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 from monitor.clock import FakeClock
 from monitor.fetch import Fetcher
 from monitor.records import FetchResult, FetchStatus
+from tests.certs import self_signed
 from tests.newsroom import (
     Drip,
     Fault,
@@ -404,19 +404,8 @@ def test_idle_connections_expire_and_the_global_limit_holds(room: Newsroom) -> N
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-    command += " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-    subprocess.run(
-        [*command.split(), "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    """A self-signed certificate for 127.0.0.1."""
+    return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
 
 
 def test_tls_with_verification_and_keep_alive(certificate: tuple[Path, Path]) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from monitor.clock import FakeClock
 from monitor.config import ConfigError
 from monitor.fetch import Fetcher
 from monitor.records import FetchResult, FetchStatus
+from tests.certs import self_signed
 from tests.forward_proxy import ForwardProxy
 from tests.newsroom import Newsroom
 from tests.pipeline_helpers import START, make_config, one_pass, stored_items
@@ -139,16 +138,7 @@ def test_proxy_down_is_a_transient_fetch_error(room: Newsroom, proxy: ForwardPro
 
 @pytest.fixture(scope="module")
 def named_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-    command += " -subj /CN=feeds.example -addext subjectAltName=DNS:feeds.example"
-    subprocess.run(
-        [*command.split(), "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), "feeds.example", "DNS:feeds.example")
 
 
 def test_https_is_tunnelled_and_verified_against_the_sites_name(
