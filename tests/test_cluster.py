@@ -305,31 +305,16 @@ def test_no_developments_means_first() -> None:
 
 
 def test_find_merges_joins_a_split_event_but_not_look_alikes() -> None:
-    stats = CorpusStats()
-    for title, text in BACKGROUND:
-        stats.add(features(title, text, "en"))
-    arts = {
-        "peru1": PERU_1,
-        "peru2": PERU_2,
-        "peru3": PERU_3,
-        "japan1": JAPAN_1,
-        "japan2": JAPAN_2,
-    }
-    feats = {k: features(*v, "en") for k, v in arts.items()}
-    for f in feats.values():
-        stats.add(f)
-
-    def dev(dev_id: int, *keys: str) -> DevelopmentView:
-        members = tuple(
-            Member(100 * dev_id + i, feats[k], T0 + timedelta(hours=i)) for i, k in enumerate(keys)
-        )
-        return DevelopmentView(dev_id, members[0].seen, members[-1].seen, members)
-
-    devs = [dev(1, "peru1"), dev(2, "japan1", "japan2"), dev(3, "peru2", "peru3")]
+    stats, feats = _quakes_case()
+    devs = [
+        _dev(1, feats, "peru1"),
+        _dev(2, feats, "japan1", "japan2"),
+        _dev(3, feats, "peru2", "peru3"),
+    ]
     assert find_merges(devs, stats) == [(1, 3)]
 
 
-def _regroup_case() -> tuple[CorpusStats, dict[str, DocFeatures]]:
+def _quakes_case() -> tuple[CorpusStats, dict[str, DocFeatures]]:
     stats = CorpusStats()
     for title, text in BACKGROUND:
         stats.add(features(title, text, "en"))
@@ -356,7 +341,7 @@ def _dev(dev_id: int, feats: dict[str, DocFeatures], *keys: str, start: int = 0)
 
 def test_regroup_moves_reports_that_followed_the_wrong_first_article() -> None:
     # The Japanese quake's first report joined the Peruvian development and took the next with it.
-    stats, feats = _regroup_case()
+    stats, feats = _quakes_case()
     devs = [
         _dev(1, feats, "peru1", "japan1", "japan2", "peru2"),
         _dev(2, feats, "peru3", start=5),
@@ -374,7 +359,7 @@ def test_regroup_moves_reports_that_followed_the_wrong_first_article() -> None:
 
 
 def test_regroup_leaves_right_developments_alone_and_is_deterministic() -> None:
-    stats, feats = _regroup_case()
+    stats, feats = _quakes_case()
     devs = [
         _dev(1, feats, "peru1", "peru2", "peru3"),
         _dev(2, feats, "japan1", "japan2", start=1),
@@ -386,7 +371,7 @@ def test_regroup_leaves_right_developments_alone_and_is_deterministic() -> None:
 
 
 def test_regroup_focus_limits_what_is_compared() -> None:
-    stats, feats = _regroup_case()
+    stats, feats = _quakes_case()
     peru = _dev(1, feats, "peru1", "peru2")
     japan = _dev(2, feats, "japan1", start=3)
     stray = _dev(3, feats, "japan2", start=4)  # should join Japan
@@ -407,7 +392,7 @@ def test_regroup_focus_limits_what_is_compared() -> None:
 
 
 def test_regroup_keeps_duplicates_with_their_original() -> None:
-    stats, feats = _regroup_case()
+    stats, feats = _quakes_case()
     copy = features(*copy_with_chrome(JAPAN_1), "en")
     stats.add(copy)
     japan_copy = Member(103, copy, T0 + timedelta(hours=3), None, duplicate_of=101)
