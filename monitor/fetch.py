@@ -547,50 +547,41 @@ def pinning_transport(
     limits: httpx.Limits,
     inner: httpcore.AsyncNetworkBackend | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    proxy: str | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, its connection pool built on the PinningBackend.
 
     httpx has no public hook for a network backend, so its pool is replaced; the check below makes
-    an httpx upgrade that changes this fail loudly instead of silently not pinning."""
+    an httpx upgrade that changes this fail loudly instead of silently not pinning.
+    `proxy`: through this forward proxy: plain-HTTP requests are forwarded, HTTPS ones tunnelled
+    (CONNECT), so TLS is still verified end to end against the site's own name."""
     context = ssl_context or _ssl_context()
-    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to pin addresses")
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=PinningBackend(inner),
-    )
-    return transport
-
-
-def proxy_transport(
-    proxy: str,
-    limits: httpx.Limits,
-    inner: httpcore.AsyncNetworkBackend | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-) -> httpx.AsyncHTTPTransport:
-    """`pinning_transport` through a forward proxy: plain-HTTP requests are forwarded, HTTPS ones
-    tunnelled (CONNECT), so TLS is still verified end to end against the site's own name."""
-    context = ssl_context or _ssl_context()
-    settings = httpx.Proxy(proxy)  # the user:password of the URL become Proxy-Authorization
+    # The user:password of a proxy URL become Proxy-Authorization.
+    settings = httpx.Proxy(proxy) if proxy else None
     transport = httpx.AsyncHTTPTransport(
         verify=context, limits=limits, trust_env=False, proxy=settings
     )
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncHTTPProxy):
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         raise RuntimeError("this httpx version has no AsyncHTTPTransport._pool to pin addresses")
-    transport._pool = httpcore.AsyncHTTPProxy(
-        proxy_url=str(settings.url),
-        proxy_auth=settings.raw_auth,
-        proxy_headers=settings.headers.raw,
-        ssl_context=context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=PinningBackend(inner, proxy_host=settings.url.host),
-    )
+    if settings is None:
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinningBackend(inner),
+        )
+    else:
+        transport._pool = httpcore.AsyncHTTPProxy(
+            proxy_url=str(settings.url),
+            proxy_auth=settings.raw_auth,
+            proxy_headers=settings.headers.raw,
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinningBackend(inner, proxy_host=settings.url.host),
+        )
     return transport
 
 
@@ -606,7 +597,7 @@ def _proxy_mounts(
     if not proxy or "*" in no_proxy:
         return {}
     mounts: dict[str, httpx.AsyncBaseTransport | None] = {
-        "all://": proxy_transport(proxy, limits, inner, context)
+        "all://": pinning_transport(limits, inner, context, proxy)
     }
     for host in ("localhost", "127.0.0.1", "::1", *no_proxy):
         mounts[_direct_pattern(host)] = direct
