@@ -413,10 +413,7 @@ class Store:
         """Check whether the developments this poll opened or grew now match another one."""
         from monitor.store import developments as dev
 
-        touched: dict[str, set[int]] = {}
-        for (_, topic), assigned in assignments.items():
-            if assigned.relation != "duplicate" and assigned.development_id is not None:
-                touched.setdefault(topic, set()).add(assigned.development_id)
+        touched = _touched(assignments)
         cache = self.cluster_cache()
         for topic in sorted(touched):
             dev.merge_developments(
@@ -433,11 +430,10 @@ class Store:
         """
         from monitor.store import developments as dev
 
-        touched: dict[str, set[int]] = {}
-        for (_, topic), assigned in assignments.items():
-            if assigned.relation != "duplicate" and assigned.development_id is not None:
-                root = dev.root_of(self.conn, assigned.development_id)
-                touched.setdefault(topic, set()).add(root)
+        touched = {
+            topic: {dev.root_of(self.conn, d) for d in ids}
+            for topic, ids in _touched(assignments).items()
+        }
         cache = self.cluster_cache()
         changed: list[tuple[str, int]] = []
         for topic in sorted(touched):
@@ -523,9 +519,9 @@ class Store:
                     feats = dev.add_to_corpus(self.conn, item_id, stored, cache)
                 seen = parse_iso(row["fetched"]) or now
                 clustered = dev.ArticleForClustering(item_id, title, guid, feats)
-                assigned = dev.assign(self.conn, clustered, topic, params, seen, cache)
-                if assigned.relation != "duplicate" and assigned.development_id is not None:
-                    touched.add(dev.root_of(self.conn, assigned.development_id))
+                grown = _grown(dev.assign(self.conn, clustered, topic, params, seen, cache))
+                if grown is not None:
+                    touched.add(grown)
                 if n % REBUILD_REGROUP_EVERY == 0:  # as polls would have, a few at a time
                     self._regroup_rebuilt(topic, params, seen, touched)
             self._regroup_rebuilt(topic, params, seen, touched)
@@ -541,7 +537,7 @@ class Store:
         from monitor.store import developments as dev
 
         if params.regroup and touched:
-            roots = {dev.root_of(self.conn, d) for d in touched}
+            roots = {dev.root_of(self.conn, d) for d in touched}  # merges may have moved them
             dev.regroup_developments(self.conn, topic, params, now, roots, self.cluster_cache())
         touched.clear()
 
@@ -726,6 +722,21 @@ class Store:
     def count(self, table: str, where: str = "", params: Mapping[str, Any] | None = None) -> int:
         sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
         return int(self.conn.execute(sql, params or {}).fetchone()[0])
+
+
+def _grown(assigned: Assignment) -> int | None:
+    """The development an assignment opened or grew (a duplicate grows none)."""
+    return None if assigned.relation == "duplicate" else assigned.development_id
+
+
+def _touched(assignments: Mapping[tuple[int, str], Assignment]) -> dict[str, set[int]]:
+    """The developments a poll opened or grew, by topic."""
+    touched: dict[str, set[int]] = {}
+    for (_, topic), assigned in assignments.items():
+        grown = _grown(assigned)
+        if grown is not None:
+            touched.setdefault(topic, set()).add(grown)
+    return touched
 
 
 # What `_write_feed_state` writes for a plain success (see `_plain_success`), as one statement.
