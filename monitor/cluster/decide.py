@@ -180,14 +180,6 @@ class DevelopmentView:
             grown.__dict__["sketch_union"] = union.union(member.features.sketch_sorted)
         return grown
 
-    def merged_with(self, other: DevelopmentView) -> DevelopmentView:
-        return DevelopmentView(
-            self.id,
-            min(self.first_seen, other.first_seen),
-            max(self.last_seen, other.last_seen),
-            self.members + other.members,
-        )
-
 
 def decide(
     doc: Candidate,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -525,14 +525,3 @@ def unclustered_items(
            ORDER BY i.fetched, i.id""",
         (topic, topic),
     ).fetchall()
-
-
-def item_rows(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
-    out: dict[int, sqlite3.Row] = {}
-    for item_id in ids:
-        row = conn.execute(
-            "SELECT id, title, text, language, guid, fetched FROM items WHERE id = ?", (item_id,)
-        ).fetchone()
-        if row is not None:
-            out[item_id] = row
-    return out
