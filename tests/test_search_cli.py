@@ -74,3 +74,10 @@ def test_an_unknown_order_is_refused(config_path: Path, capsys: pytest.CaptureFi
         main(["search", "pyongyang", "--sort", "date", "--config", str(config_path)])
     assert caught.value.code == 2
     assert "date" in capsys.readouterr().err
+
+
+def test_the_cli_offers_exactly_the_orders_the_archive_knows() -> None:
+    # typer needs an enum for the choice; it must not drift from what archive.search accepts.
+    from monitor.cli_topics import SearchOrder
+
+    assert tuple(order.value for order in SearchOrder) == archive.SORTS

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from monitor.match.highlight import Field, highlight
 from monitor.match.normalise import FTS5_TOKENIZE, normalise_text
@@ -258,7 +258,7 @@ def _cutoff(since: datetime | timedelta | None, now: datetime) -> str | None:
 
 
 Sort = Literal["newest", "relevance"]
-SORTS: tuple[Sort, ...] = ("newest", "relevance")
+SORTS: tuple[Sort, ...] = get_args(Sort)
 _ORDER: dict[Sort, tuple[str, ...]] = {"newest": ("id DESC",), "relevance": ("score", "id DESC")}
 _Row = tuple[Any, ...]  # id, bm25, title, text, url, published, fetched, language
 
