@@ -5,7 +5,6 @@ features, the token fast paths, and the matcher's index values handed to the sto
 from __future__ import annotations
 
 import json
-import math
 import random
 import unicodedata
 from collections.abc import Sequence
@@ -17,7 +16,6 @@ import pytest
 from monitor.cluster import Candidate, ClusterParams, DevelopmentView, DocFeatures, Member, features
 from monitor.cluster.decide import UNION_CHECK_MEMBERS, Decision, containment, find_duplicate
 from monitor.cluster.features import MAX_SHINGLES
-from monitor.cluster.similarity import Profile
 from monitor.cluster.text import fold, is_number, stem, stemmer_for
 from monitor.match.archive import index_values
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
@@ -251,30 +249,3 @@ def test_growing_a_view_leaves_its_indexes_as_they_were() -> None:
     assert two.sketch_groups[(feats[3].shingles, False)] == (2,)
     assert one.first_by_guid["https://x.example/new"] == 20
     assert two.first_by_guid["https://x.example/10"] == 10  # the first member keeps it
-
-
-def _plain_unit_sum(bags: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Profile's channel sum as first written: each bag's unit log-tf vector added in turn."""
-    target: dict[str, float] = {}
-    for bag in bags:
-        vec = {t: 1.0 + math.log(x) for t, x in bag.items() if x > 0}
-        norm = math.sqrt(sum(v * v for v in vec.values()))
-        if norm:
-            for t, v in vec.items():
-                target[t] = target.get(t, 0.0) + v / norm
-    return target
-
-
-def test_profiles_sum_the_same_unit_vectors_when_articles_repeat() -> None:
-    rng = random.Random(5)
-    vocabulary = [f"t{i}" for i in range(60)]
-    added: list[dict[str, float]] = []
-    profile = Profile()
-    for _ in range(300):
-        if added and rng.random() < 0.4:  # the same article again (another topic's development)
-            bag = added[-1]
-        else:
-            bag = {t: float(rng.choice((0, 1, 1, 2, 3))) for t in rng.sample(vocabulary, 12)}
-        profile.add(DocFeatures(words=bag))
-        added.append(bag)
-    assert profile.words == _plain_unit_sum(added)

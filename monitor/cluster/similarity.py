@@ -307,28 +307,11 @@ def _year_conflict(doc_years: Sequence[int], dev_years: Mapping[int, int]) -> fl
 
 
 def _add_unit(target: dict[str, float], bag: Mapping[str, float]) -> None:
-    for t, v in _unit_items(bag):
-        target[t] = target.get(t, 0.0) + v
-
-
-def _unit_items(bag: Mapping[str, float]) -> list[tuple[str, float]]:
-    """``bag`` as a unit-length log-tf vector. The last few are kept: the writer adds each
-    article to the development it joins in every topic it matched, one after the other."""
-    kept = _UNITS.get(id(bag))
-    if kept is not None and kept[0] is bag:
-        return kept[1]
     vec = {t: 1.0 + math.log(x) for t, x in bag.items() if x > 0}
     norm = math.sqrt(sum(v * v for v in vec.values()))
-    items = [(t, v / norm) for t, v in vec.items()] if norm else []
-    if len(_UNITS) >= _UNITS_KEPT:
-        _UNITS.clear()
-    _UNITS[id(bag)] = (bag, items)
-    return items
-
-
-_UNITS_KEPT = 16  # bags (four per article)
-# id(bag) -> (bag, its unit vector); holding the bag keeps its id from being reused meanwhile
-_UNITS: dict[int, tuple[Mapping[str, float], list[tuple[str, float]]]] = {}
+    if norm:
+        for t, v in vec.items():
+            target[t] = target.get(t, 0.0) + v / norm
 
 
 def _normalised(vec: dict[str, float]) -> dict[str, float]:
