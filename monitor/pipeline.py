@@ -203,9 +203,6 @@ class Extractor:
         )
         # The model loads (~0.6 s) while the first feeds are fetched, not on the first article.
         threading.Thread(target=warm_up, name="monitor-langid-load", daemon=True).start()
-        # Language detection and matching hold the GIL throughout: one thread does them, poll
-        # after poll, rather than several taking turns with each other and the event loop.
-        self._match_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
 
     async def extract(
         self, html: bytes, url: str, content_type: str | None, *, detect: bool = True
@@ -238,18 +235,8 @@ class Extractor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, stages.parse, body, url, content_type)
 
-    async def detect_and_match(
-        self, matcher: Matcher, articles: Sequence[tuple[Article, str | None]]
-    ) -> tuple[
-        list[Article], dict[Hashable, tuple[TopicMatch, ...]], dict[Hashable, tuple[str, str]]
-    ]:
-        """`detect_and_match` on this extractor's matching thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._match_thread, detect_and_match, matcher, articles)
-
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._match_thread.shutdown(wait=True, cancel_futures=True)
 
 
 def detect_and_match(
@@ -257,9 +244,8 @@ def detect_and_match(
 ) -> tuple[list[Article], dict[Hashable, tuple[TopicMatch, ...]], dict[Hashable, tuple[str, str]]]:
     """A poll's articles with their languages detected, matched (`Matcher.match_indexed`).
 
-    Runs on a thread (the language model lives in this process; `Extractor.detect_and_match`),
-    once per poll: a thread trip per page cost the event loop and the thread hand-offs more than
-    detecting the language.
+    Runs on a thread (the language model lives in this process), once per poll: a thread trip
+    per page cost the event loop and the thread hand-offs more than detecting the language.
     Each pair is an article and, for a page's text, the page's <html lang> (the fallback).
     """
     done = [replace(a, language=detect_language(*_language_input(a, lang))) for a, lang in articles]
@@ -521,7 +507,9 @@ class Pipeline:
                 for e in new[cap:]
             ),
         ]
-        articles, matches, indexed = await self.extractor.detect_and_match(self.matcher, fetched)
+        articles, matches, indexed = await asyncio.to_thread(
+            detect_and_match, self.matcher, fetched
+        )
         articles = await self._with_features(articles, {k for k, found in matches.items() if found})
         poll = FeedPoll(
             feed_name=feed.name,

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -171,25 +169,3 @@ def test_a_polls_languages_are_detected_with_its_matching_as_page_by_page() -> N
         "f1": ["budget-en"],
         "f2": ["any"],
     }
-
-
-def test_polls_detect_and_match_on_one_thread_of_their_own() -> None:
-    title, text = ENTRIES["en"]
-    polls = [
-        [(_article(f"p{n}-{k}", title, text, "page"), "en") for k in range(3)] for n in range(6)
-    ]
-    extractor = Extractor(0)
-    try:
-        with Matcher([TopicSpec("budget", "budget")]) as matcher:
-
-            async def go() -> list[Any]:
-                return list(
-                    await asyncio.gather(*(extractor.detect_and_match(matcher, p) for p in polls))
-                )
-
-            found = asyncio.run(go())
-            assert found == [detect_and_match(matcher, p) for p in polls]
-        names = [t.name for t in threading.enumerate() if t.name.startswith("monitor-match")]
-        assert len(names) == 1  # six polls at once, one thread
-    finally:
-        extractor.close()
