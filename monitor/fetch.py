@@ -218,8 +218,8 @@ class Fetcher:
                     pinned = await guard(current)
             async with self._slot(current), budget.running():
                 step: FetchResult | str | None = None
-                if hop == 0 and guard is None and self._lean is not None:
-                    step = await self._lean_hop(url, headers, max_body)
+                if hop == 0 and self._lean is not None:
+                    step = await self._lean_hop(url, headers, max_body, pinned)
                 if step is None:
                     step = await self._httpx_hop(url, current, headers, budget, max_body, pinned)
             if isinstance(step, FetchResult):
@@ -254,18 +254,27 @@ class Fetcher:
             await response.aclose()
 
     async def _lean_hop(
-        self, url: str, headers: dict[str, str], max_body: int
+        self,
+        url: str,
+        headers: dict[str, str],
+        max_body: int,
+        pinned: Sequence[str] | None = None,
     ) -> FetchResult | str | None:
-        """The first hop of a feed poll on the lean path; None: do it through httpx instead.
+        """The first hop of a fetch on the lean path; None: do it through httpx instead.
 
         Only what cannot have reached the server falls back (an unusual URL or header, a
-        connection that could not be made), so the server never sees the request twice."""
+        connection that could not be made), so the server never sees the request twice.
+        `pinned`: the addresses the guard allowed (an article link): a new connection goes to
+        one of them only, never to a fresh DNS answer, as with httpx (`PinningBackend`)."""
         assert self._lean is not None
-        prepared = self._prepare_lean(url, headers)
+        if pinned is not None and not pinned:
+            raise FetchRefused("no address left to connect to")
+        # An article's URL is fetched once: its request is not kept ready like a feed's.
+        prepared = self._prepare_lean(url, headers, keep=pinned is None)
         if prepared is None:
             return None
         try:
-            response = await self._lean.request(prepared)
+            response = await self._lean.request(prepared, pinned)
         except ConnectFailed:
             return None
         try:
@@ -279,15 +288,17 @@ class Fetcher:
         finally:
             response.close()  # a no-op once the body was read and the connection pooled
 
-    def _prepare_lean(self, url: str, headers: dict[str, str]) -> LeanRequest | None:
+    def _prepare_lean(
+        self, url: str, headers: dict[str, str], keep: bool = True
+    ) -> LeanRequest | None:
         """The parsed URL and the checked request, or None if httpx should send it.
 
-        Kept per URL and headers: an unchanged feed sends the same request (same ETag) each
-        poll, and h11 checks every header of a new one. Not kept while httpx holds cookies,
+        Kept per URL and headers (`keep`): an unchanged feed sends the same request (same ETag)
+        each poll, and h11 checks every header of a new one. Not kept while httpx holds cookies,
         which may change what it would send."""
         cookies = len(self._client.cookies.jar) > 0
         key = tuple(headers.items())
-        kept = self._prepared.get(url)
+        kept = self._prepared.get(url) if keep else None
         if not cookies and kept is not None and kept[0] == key:
             return kept[1]
         prepared: LeanRequest | None = None
@@ -296,7 +307,7 @@ class Fetcher:
         if target is not None and lean_headers is not None:
             with contextlib.suppress(h11.LocalProtocolError):
                 prepared = build_request(target, lean_headers)
-        if not cookies:
+        if keep and not cookies:
             if len(self._prepared) >= _PREPARED_MAX:
                 self._prepared.clear()
             self._prepared[url] = (key, prepared)  # one per URL: its latest ETag

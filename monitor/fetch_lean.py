@@ -1,11 +1,14 @@
-"""The lean HTTP/1.1 path for feed polls: h11 on asyncio sockets, a keep-alive pool per origin.
+"""The lean HTTP/1.1 path for feed polls and article pages: h11 on asyncio sockets, a keep-alive
+pool per origin.
 
 httpx + httpcore cost about 1 ms CPU per unchanged (304) feed; most of it is generality a feed
 poll does not need (request/response models, anyio cancel scopes, a pool scanned on every
-request). This module does the one exchange a feed poll is — a GET of a trusted, configured URL
-— with h11 (the same HTTP/1.1 state machine httpcore uses, so framing and its error messages are
-the same) on an asyncio protocol. `monitor.fetch.Fetcher` decides per request whether to use it
-and turns what comes back into the same `FetchResult` the httpx path makes.
+request). This module does the one exchange a feed poll is — a GET — with h11 (the same HTTP/1.1
+state machine httpcore uses, so framing and its error messages are the same) on an asyncio
+protocol. `monitor.fetch.Fetcher` decides per request whether to use it and turns what comes back
+into the same `FetchResult` the httpx path makes. The first hop of an article link (third-party
+input) goes this way too: the SSRF guard has checked its host, and a new connection goes only to
+the addresses it allowed (`LeanPool.request`'s `addresses`), as the httpx path pins them.
 
 Errors are raised as the httpx exceptions httpx would raise for the same trouble, so the
 Fetcher's error texts are unchanged. A connection that cannot be made raises `ConnectFailed`: the
@@ -27,7 +30,7 @@ import re
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import h11
@@ -308,18 +311,22 @@ class LeanPool:
         self.opened = 0  # connections made, for tests and benchmarks
         self.monotonic: Callable[[], float] = time.monotonic
 
-    async def request(self, request: LeanRequest) -> LeanResponse:
+    async def request(
+        self, request: LeanRequest, addresses: Sequence[str] | None = None
+    ) -> LeanResponse:
         """Send the request and wait for the answer's head.
 
         A reused connection that turns out closed by the server is replaced once by a fresh one
-        (a GET may safely be sent again: nothing of it was answered)."""
+        (a GET may safely be sent again: nothing of it was answered). `addresses`: a new
+        connection goes to one of these (tried in order) instead of resolving the host; the
+        Host header and TLS (SNI, certificate) still use the host's name."""
         conn = self._take_idle(request.target.origin)
         if conn is not None:
             try:
                 return await self._exchange(conn, request)
             except _Stale:
                 pass
-        conn = await self._connect(request.target)
+        conn = await self._connect(request.target, addresses)
         try:
             return await self._exchange(conn, request)
         except _Stale:
@@ -378,28 +385,32 @@ class LeanPool:
         self._idle.setdefault(conn.origin, []).append(conn)
         self._idle_order[conn] = None
 
-    async def _connect(self, target: Target) -> _Connection:
+    async def _connect(self, target: Target, addresses: Sequence[str] | None = None) -> _Connection:
         while len(self._open) >= self.max_connections and self._idle_order:
             next(iter(self._idle_order)).close()  # the longest idle; it forgets itself
         _, host, port = target.origin
         context = self._ssl_context if target.tls else None
         loop = asyncio.get_running_loop()
-        conn = _Connection(self, target.origin)
-        try:
-            await loop.create_connection(
-                lambda: conn,
-                host,
-                port,
-                ssl=context,
-                server_hostname=host if context is not None else None,
-                happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
-            )
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            conn.close()
-            raise ConnectFailed(str(exc)) from exc
-        self._open.add(conn)
-        self.opened += 1
-        return conn
+        error: Exception | None = None
+        for address in (host,) if addresses is None else addresses:
+            conn = _Connection(self, target.origin)
+            try:
+                await loop.create_connection(
+                    lambda: conn,  # noqa: B023 (called before the next round)
+                    address,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                conn.close()
+                error = exc
+                continue
+            self._open.add(conn)
+            self.opened += 1
+            return conn
+        raise ConnectFailed(str(error or "no address to connect to")) from error
 
     def _forget(self, conn: _Connection) -> None:
         """Called when a connection closes, from either side; it may have been idle."""

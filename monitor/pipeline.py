@@ -38,7 +38,15 @@ from monitor.language import detect_language, warm_up
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
 from monitor.netguard import NetGuard
 from monitor.parse import FeedParseError, HtmlPage
-from monitor.records import Article, FeedEntry, FeedPoll, FetchResult, FetchStatus, ParsedFeed
+from monitor.records import (
+    Article,
+    FeedEntry,
+    FeedPoll,
+    FetchResult,
+    FetchStatus,
+    ParsedFeed,
+    TopicMatch,
+)
 from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
 from monitor.store import FeedState, FeedStateUpdate, Store
 
@@ -196,9 +204,15 @@ class Extractor:
         # The model loads (~0.6 s) while the first feeds are fetched, not on the first article.
         threading.Thread(target=warm_up, name="monitor-langid-load", daemon=True).start()
 
-    async def extract(self, html: bytes, url: str, content_type: str | None) -> ExtractedPage:
+    async def extract(
+        self, html: bytes, url: str, content_type: str | None, *, detect: bool = True
+    ) -> ExtractedPage:
+        """The page extracted in the pool; its language detected here (``detect=False``: left
+        None, ``html_lang`` set, for the caller to detect with others in one thread trip)."""
         loop = asyncio.get_running_loop()
         page = await loop.run_in_executor(self._pool, stages.extract, html, url, content_type)
+        if not detect:
+            return page
         language = await asyncio.to_thread(detect_language, page.text, page.html_lang)
         return replace(page, language=language)
 
@@ -221,17 +235,32 @@ class Extractor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, stages.parse, body, url, content_type)
 
-    async def languages(self, texts: list[str]) -> list[str | None]:
-        """The language of each text, in one trip to a thread (a poll's feed-text entries)."""
-        return await asyncio.to_thread(detect_languages, texts)
-
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def detect_languages(texts: list[str]) -> list[str | None]:
-    """Languages of many texts (runs on a thread: the model lives in this process)."""
-    return [detect_language(text) for text in texts]
+def detect_and_match(
+    matcher: Matcher, articles: Sequence[tuple[Article, str | None]]
+) -> tuple[list[Article], dict[Hashable, tuple[TopicMatch, ...]], dict[Hashable, tuple[str, str]]]:
+    """A poll's articles with their languages detected, matched (`Matcher.match_indexed`).
+
+    Runs on a thread (the language model lives in this process), once per poll: a thread trip
+    per page cost the event loop and the thread hand-offs more than detecting the language.
+    Each pair is an article and, for a page's text, the page's <html lang> (the fallback).
+    """
+    done = [replace(a, language=detect_language(*_language_input(a, lang))) for a, lang in articles]
+    matches, indexed = matcher.match_indexed(
+        [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in done]
+    )
+    return done, matches, indexed
+
+
+def _language_input(article: Article, html_lang: str | None) -> tuple[str, str | None]:
+    """What the language is detected from: a page's text (its <html lang> the fallback), or the
+    feed's title and summary."""
+    if article.text_source == "page":
+        return article.text, html_lang
+    return f"{article.entry.title}\n{article.entry.summary}", None
 
 
 def development_windows(config: Config) -> dict[str, timedelta]:
@@ -469,19 +498,17 @@ class Pipeline:
         known = await self.writer.call(self.writer.store.known_entries, keys)
         new, updated, unchanged = classify_entries(parsed.entries, known)
         cap = self.config.fetch.max_articles_per_poll
-        articles = [
+        fetched = [
             *await asyncio.gather(*(self._article(feed, e) for e in new[:cap])),
             # A feed that suddenly lists thousands of new entries must not hold every article
             # slot (and hammer its site): beyond the cap, keep the feed's own text.
             *(
-                self._from_feed(e, f"page not fetched: over {cap} new entries in one poll")
+                (self._from_feed(e, f"page not fetched: over {cap} new entries in one poll"), None)
                 for e in new[cap:]
             ),
         ]
-        articles = await self._with_languages(articles)
-        matches, indexed = await asyncio.to_thread(
-            self.matcher.match_indexed,
-            [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles],
+        articles, matches, indexed = await asyncio.to_thread(
+            detect_and_match, self.matcher, fetched
         )
         articles = await self._with_features(articles, {k for k, found in matches.items() if found})
         poll = FeedPoll(
@@ -539,10 +566,11 @@ class Pipeline:
             out[i] = replace(out[i], features=features)
         return out
 
-    async def _article(self, feed: Feed, entry: FeedEntry) -> Article:
-        """Fetch and extract the entry's page; fall back to the feed's own text."""
+    async def _article(self, feed: Feed, entry: FeedEntry) -> tuple[Article, str | None]:
+        """Fetch and extract the entry's page; fall back to the feed's own text. The language is
+        left to `detect_and_match`; with a page's text comes its <html lang>."""
         if not feed.fetch_article or not entry.url:
-            return self._from_feed(entry, None)
+            return self._from_feed(entry, None), None
         async with self._article_slots:
             page = await self.fetcher.fetch(
                 entry.url,
@@ -554,11 +582,13 @@ class Pipeline:
                 ),
             )
             if page.status is not FetchStatus.OK:
-                return self._from_feed(entry, f"page: {page.error or page.status}")
-            extracted = await self.extractor.extract(page.body, page.final_url, page.content_type)
+                return self._from_feed(entry, f"page: {page.error or page.status}"), None
+            extracted = await self.extractor.extract(
+                page.body, page.final_url, page.content_type, detect=False
+            )
         if not extracted.text.strip():
-            return self._from_feed(entry, extracted.error or "page: no article text found")
-        return Article(
+            return self._from_feed(entry, extracted.error or "page: no article text found"), None
+        article = Article(
             entry=entry,
             title=entry.title or extracted.title or "",
             text=extracted.text,
@@ -566,12 +596,13 @@ class Pipeline:
             author=entry.author or extracted.author,
             published=entry.published or extracted.published,
             site_name=extracted.site_name,
-            language=extracted.language,
+            language=None,
             page_url=page.final_url,
         )
+        return article, extracted.html_lang
 
     def _from_feed(self, entry: FeedEntry, error: str | None) -> Article:
-        """The feed's own text; its language is detected by _with_languages, for a poll at once."""
+        """The feed's own text; its language is detected by `detect_and_match`, for a poll at once."""
         return Article(
             entry=entry,
             title=entry.title,
@@ -584,18 +615,6 @@ class Pipeline:
             page_url=None,
             extract_error=error,
         )
-
-    async def _with_languages(self, articles: list[Article]) -> list[Article]:
-        """Detect the language of the feed-text articles in one trip to the pool."""
-        todo = [i for i, a in enumerate(articles) if a.text_source == "feed"]
-        if not todo:
-            return articles
-        texts = [f"{articles[i].entry.title}\n{articles[i].entry.summary}" for i in todo]
-        found = await self.extractor.languages(texts)
-        out = list(articles)
-        for i, language in zip(todo, found, strict=True):
-            out[i] = replace(out[i], language=language)
-        return out
 
 
 FUTURE_TOLERANCE = timedelta(days=1)  # clock skew and time zones written wrongly

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.alert.plan import AlertCandidate, AlertRouting, alert_key, plan_alerts
+from monitor.alert.plan import (
+    AlertCandidate,
+    AlertRouting,
+    TopicRule,
+    alert_key,
+    plan_alerts,
+    routed,
+)
 from monitor.config import parse_config
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -143,3 +150,20 @@ def test_payload_carries_what_the_template_needs() -> None:
 def test_a_repeated_candidate_for_the_same_topic_is_listed_once() -> None:
     (row,) = plan_alerts([cand(1, "russia"), cand(1, "russia")], routing(), NOW)
     assert row.topics == ("russia",)
+
+
+def test_routed_says_which_candidates_plan_alerts_would_alert_on() -> None:
+    """The store reads a candidate's development context only when `routed`: the rest must
+    make no outbox row whatever their context."""
+    configured = routing()
+    unrouted = AlertRouting({"orphan": TopicRule("orphan", ("gone",), None)}, {"chat": "immediate"})
+    seen = set()
+    for r in (configured, unrouted):
+        for topic in ("dprk", "russia", "backlog", "fresh", "silent", "reports", "orphan", "none"):
+            for relation in ("first", "report", "duplicate"):
+                for published in (NOW - timedelta(hours=1), NOW - 400 * DAY, None):
+                    c = cand(1, topic, relation=relation, published=published, development_id=3)
+                    planned = bool(plan_alerts([c], r, NOW))
+                    assert routed(c, r) == planned, (topic, relation, published)
+                    seen.add(planned)
+    assert seen == {True, False}

@@ -182,3 +182,70 @@ def test_matcher_hands_over_what_the_history_index_would_compute() -> None:
         assert matches == matcher.match(docs)
     assert [m.topic for m in matches["a"]] == ["ev"] and matches["b"] == ()
     assert indexed == {d.key: index_values(d.title, d.text) for d in docs}
+
+
+def _random_members(rng: random.Random, n: int) -> list[Member]:
+    """Members with many copies (identical sketches, some with other lengths), near copies,
+    capped and short sketches, and guids that repeat, some with spaces around them."""
+    bases = [[rng.randrange(0, 2**20) * 4 for _ in range(rng.choice((6, 40, 120, 600)))]]
+    bases += [[h * 4 for h in range(k * 50, k * 50 + 130)] for k in range(4)]
+    members = []
+    for i in range(n):
+        base = rng.choice(bases)
+        kind = rng.random()
+        if kind < 0.5:  # a copy
+            hashes = list(base)
+        elif kind < 0.8:  # a near copy: most of it, and a little more
+            hashes = [h for h in base if rng.random() < 0.9] + [rng.randrange(0, 2**20) * 4]
+        else:
+            hashes = [rng.randrange(0, 2**20) * 4 for _ in range(rng.randrange(1, 500))]
+        kept = tuple(sorted(set(hashes)))[:MAX_SHINGLES]
+        n_shingles = rng.choice((len(kept) * 4, len(kept) * 4 + 3, 5))  # 5: too short to compare
+        guid = rng.choice((None, "", f"urn:story:{rng.randrange(6):04d}", " urn:story:0001 "))
+        feats = DocFeatures(shingles=kept, n_shingles=n_shingles)
+        members.append(Member(1000 + i, feats, START + timedelta(minutes=i), guid))
+    return members
+
+
+def test_sketch_groups_and_guid_index_give_the_plain_scans_duplicate() -> None:
+    rng = random.Random(11)
+    for trial in range(40):
+        members = _random_members(rng, rng.randrange(1, 30))
+        cut = sorted(rng.sample(range(1, len(members) + 1), min(3, len(members))))
+        spans = [members[a:b] for a, b in zip([0, *cut], cut, strict=False) if members[a:b]]
+        fresh = [view(n + 1, [m.features for m in span], 0) for n, span in enumerate(spans)]
+        fresh = [
+            DevelopmentView(v.id, v.first_seen, v.last_seen, tuple(span))
+            for v, span in zip(fresh, spans, strict=True)
+        ]
+        # The same developments grown member by member from their first, indexes built early.
+        grown = []
+        for span in spans:
+            dev = DevelopmentView(len(grown) + 1, START, START, (span[0],))
+            for m in span[1:]:
+                if rng.random() < 0.7:
+                    _ = dev.sketch_groups, dev.first_by_guid, dev.sketch_union
+                dev = dev.with_member(m)
+            grown.append(dev)
+        for a, b in zip(grown, fresh, strict=True):
+            assert a.members == b.members
+            assert a.sketch_groups == b.sketch_groups and a.first_by_guid == b.first_by_guid
+        for params in (ClusterParams(), ClusterParams(duplicate_containment=0.0)):
+            for other in _random_members(rng, 8) + rng.sample(members, min(4, len(members))):
+                doc = Candidate(other.features, START, other.guid)
+                expected = scan_duplicate(doc, fresh, params)
+                assert find_duplicate(doc, fresh, params) == expected, trial
+                assert find_duplicate(doc, grown, params) == expected, trial
+
+
+def test_growing_a_view_leaves_its_indexes_as_they_were() -> None:
+    feats = [shingled([h * 4 for h in range(k, k + 60)]) for k in range(0, 300, 60)]
+    base = view(1, feats[:2], 10)
+    groups, guids = dict(base.sketch_groups), dict(base.first_by_guid)
+    one = base.with_member(Member(20, feats[0], START, "https://x.example/new"))
+    two = base.with_member(Member(21, feats[3], START, "https://x.example/10"))
+    assert base.sketch_groups == groups and base.first_by_guid == guids
+    assert one.sketch_groups[(feats[0].shingles, False)] == (0, 2)
+    assert two.sketch_groups[(feats[3].shingles, False)] == (2,)
+    assert one.first_by_guid["https://x.example/new"] == 20
+    assert two.first_by_guid["https://x.example/10"] == 10  # the first member keeps it

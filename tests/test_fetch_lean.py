@@ -23,6 +23,7 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.fetch import Fetcher
+from monitor.netguard import NetGuard
 from monitor.records import FetchResult, FetchStatus
 from tests.certs import self_signed
 from tests.newsroom import (
@@ -436,19 +437,91 @@ def test_tls_with_verification_and_keep_alive(certificate: tuple[Path, Path]) ->
     assert error.startswith("TLS error: ") and "CERTIFICATE_VERIFY_FAILED" in error
 
 
-def test_guarded_requests_never_take_the_lean_path(room: Newsroom) -> None:
-    url = room.add_raw("/feed.xml", FEED)
+def test_guarded_requests_take_the_lean_path_to_the_pinned_address_only(room: Newsroom) -> None:
+    url = room.add_raw("/story", FEED)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    named = f"http://pinned.invalid:{port}/story"  # never resolves: only the pin can reach it
+    second = room.url("/story", host=1)
 
-    async def allow(_: str) -> None:
-        return None
+    def pin_to(addresses: list[str]) -> Callable[[str], Awaitable[list[str]]]:
+        async def guard(_: str) -> list[str]:
+            return addresses
 
-    async def go() -> int:
+        return guard
+
+    async def go() -> tuple[list[FetchResult], int]:
         async with fetcher() as f:
-            assert (await f.fetch(url, guard=allow)).status is FetchStatus.OK
-            assert f._lean is not None
-            return f._lean.opened
+            results = [
+                await f.fetch(named, guard=pin_to(["127.0.0.1"])),
+                # nothing listens on the first pinned address (the newsroom is on .1 to .3):
+                # the next one is tried
+                await f.fetch(second, guard=pin_to(["127.0.0.9", "127.0.0.2"])),
+            ]
+            assert f._lean is not None and not f._prepared  # articles' requests are not kept
+            return results, f._lean.opened
 
-    assert run(go) == 0
+    before = room.connections_accepted
+    (by_name, by_second), opened = run(go)
+    assert by_name.status is FetchStatus.OK and by_name.body == FEED
+    assert by_second.status is FetchStatus.OK
+    assert opened == 2 and room.connections_accepted - before == 2  # httpx sent nothing
+    (request,) = room.requests_for("/story", host="127.0.0.1")
+    assert request.header("host") == f"pinned.invalid:{port}"  # the name, not the address
+    assert [r.host for r in room.requests_for("/story")] == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_guarded_lean_requests_are_refused_before_connecting_and_after_a_redirect(
+    room: Newsroom,
+) -> None:
+    """Through NetGuard, as the pipeline fetches article links from a feed on 127.0.0.1."""
+    feed = room.url("/feed.xml")
+    room.add_raw("/story", FEED)
+    room.set_fault("/away", Redirect(room.url("/story", host=1)))
+
+    async def go() -> tuple[list[FetchResult], int]:
+        guard = NetGuard()
+        async with fetcher() as f:
+            results = [
+                await f.fetch(room.url("/story", host=1), guard=guard.for_article(feed)),
+                await f.fetch(room.url("/away"), guard=guard.for_article(feed)),
+                await f.fetch(room.url("/story"), guard=guard.for_article(feed)),
+            ]
+            assert f._lean is not None
+            return results, f._lean.opened
+
+    room.reset_log()
+    (private, redirected, own), opened = run(go)
+    assert private.status is FetchStatus.ERROR
+    assert private.error == "refused: article link points to a loopback address (127.0.0.2)"
+    assert redirected.status is FetchStatus.ERROR
+    assert redirected.error == (
+        "refused: article link was redirected to a loopback address (127.0.0.2)"
+    )
+    assert own.status is FetchStatus.OK and own.body == FEED  # the feed's own host: allowed
+    assert opened >= 1  # the first hops went the lean way
+    assert [r.host for r in room.log] == ["127.0.0.1", "127.0.0.1"]  # never 127.0.0.2
+    assert [r.path for r in room.log] == ["/away", "/story"]
+
+
+def test_an_empty_pin_is_refused_without_a_connection(room: Newsroom) -> None:
+    url = room.add_raw("/story", FEED)
+
+    async def nowhere(_: str) -> list[str]:
+        return []
+
+    async def go() -> tuple[FetchResult, int]:
+        async with fetcher() as f:
+            result = await f.fetch(url, guard=nowhere)
+            assert f._lean is not None
+            return result, f._lean.opened
+
+    room.reset_log()
+    result, opened = run(go)
+    assert (result.status, result.error) == (
+        FetchStatus.ERROR,
+        "refused: no address left to connect to",
+    )
+    assert opened == 0 and room.log == []
 
 
 def test_without_h11s_grammar_module_feed_polls_go_through_httpx(room: Newsroom) -> None:
@@ -460,6 +533,7 @@ import h11._abnf
 del h11._abnf.field_value  # an h11 that renamed its grammar: the names are gone
 from monitor import fetch_lean
 from monitor.fetch import Fetcher
+from monitor.netguard import NetGuard
 
 async def go():
     async with Fetcher() as f:

@@ -1,10 +1,12 @@
-"""Feed parsing and the language of feed-text entries run on the process pool, like extraction."""
+"""Feed parsing runs on the process pool, like extraction; languages are detected in this process,
+a poll's articles at once, with their matching."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +14,10 @@ import pytest
 
 from monitor.clock import FakeClock
 from monitor.config import load_config
-from monitor.pipeline import Extractor, PollOutcome
+from monitor.language import detect_language
+from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
+from monitor.pipeline import Extractor, PollOutcome, detect_and_match
+from monitor.records import Article, FeedEntry
 from monitor.service import open_pipeline
 from monitor.store import Store
 from tests import pool_owner
@@ -127,3 +132,40 @@ def test_features_of_a_poll_come_back_in_order_from_the_shared_trips(workers: in
         extractor.close()
     assert found == [features(*article).to_json() for article in articles]
     assert none == []
+
+
+def _article(key: str, title: str, text: str, source: str, summary: str = "") -> Article:
+    entry = FeedEntry(key, key, key, None, title, summary, None, None, None, "h" + key)
+    return Article(entry, title, text, source, None, None, None, None, None)
+
+
+def test_a_polls_languages_are_detected_with_its_matching_as_page_by_page() -> None:
+    ru_title, ru_text = ENTRIES["ru"]
+    en_title, en_text = ENTRIES["en"]
+    fetched = [
+        # a page: its text decides; too short to tell, its <html lang> does
+        (_article("p1", ru_title, ru_text, "page"), "en"),
+        (_article("p2", "Budget", "OK", "page"), "ko"),
+        # the feed's title and summary (no fallback), for entries whose page gave nothing
+        (_article("f1", en_title, en_text, "feed", summary=en_text), None),
+        (_article("f2", ru_title, ru_text, "feed", summary=ru_text), "en"),
+    ]
+    topics = [TopicSpec("budget-en", "budget OR бюджет", ("en",)), TopicSpec("any", "бюджет")]
+    with Matcher(topics) as matcher:
+        articles, matches, indexed = detect_and_match(matcher, fetched)
+        expected_languages = [
+            detect_language(ru_text, "en"),
+            detect_language("OK", "ko"),
+            detect_language(f"{en_title}\n{en_text}"),
+            detect_language(f"{ru_title}\n{ru_text}"),
+        ]
+        assert [a.language for a in articles] == expected_languages == ["ru", "ko", "en", "ru"]
+        assert [replace(a, language=None) for a in articles] == [a for a, _ in fetched]
+        docs = [MatchDoc(a.entry.key, a.title, a.text, a.language) for a in articles]
+        assert (matches, indexed) == matcher.match_indexed(docs)
+    assert {k: [m.topic for m in found] for k, found in matches.items()} == {
+        "p1": ["any"],
+        "p2": [],  # Korean by its <html lang>: not for the English-only topic
+        "f1": ["budget-en"],
+        "f2": ["any"],
+    }

@@ -120,6 +120,16 @@ def alerts(candidate: AlertCandidate, rule: TopicRule) -> bool:
     return not too_old(candidate, rule.max_age)
 
 
+def routed(candidate: AlertCandidate, routing: AlertRouting) -> bool:
+    """Whether `plan_alerts` would alert on `candidate` at all (on some channel). It does not
+    depend on the development context (revision, title, other outlets), so the store reads that
+    only for these."""
+    rule = routing.topics.get(candidate.topic)
+    if rule is None or not alerts(candidate, rule):
+        return False
+    return any(channel in routing.modes for channel in rule.notify)
+
+
 def plan_alerts(
     candidates: Iterable[AlertCandidate], routing: AlertRouting, now: datetime
 ) -> list[PlannedAlert]:

@@ -164,8 +164,28 @@ class DevelopmentView:
         """Every member's sketch hashes: an article sharing none duplicates no member."""
         return frozenset().union(*(m.features.sketch_sorted for m in self.members))
 
+    @cached_property
+    def sketch_groups(self) -> dict[tuple[tuple[int, ...], bool], tuple[int, ...]]:
+        """Members' positions by (sketch ascending, capped): copies of one text (a story
+        syndicated under several URLs) are compared with an article once, not once each."""
+        groups: dict[tuple[tuple[int, ...], bool], tuple[int, ...]] = {}
+        for pos, m in enumerate(self.members):
+            key = (m.features.sketch_sorted, m.features.sketch_capped)
+            groups[key] = (*groups.get(key, ()), pos)
+        return groups
+
+    @cached_property
+    def first_by_guid(self) -> dict[str, int]:
+        """Stripped guid -> item id of the first member (in order) that has it."""
+        found: dict[str, int] = {}
+        for m in self.members:
+            guid = (m.guid or "").strip()
+            if guid:
+                found.setdefault(guid, m.item_id)
+        return found
+
     def with_member(self, member: Member) -> DevelopmentView:
-        """The development after ``member`` joined (its profile grown, not rebuilt)."""
+        """The development after ``member`` joined (its profile and indexes grown, not rebuilt)."""
         grown = replace(
             self,
             first_seen=min(self.first_seen, member.seen),
@@ -175,9 +195,20 @@ class DevelopmentView:
         profile = self.profile.copy()
         profile.add(member.features)
         grown.__dict__["profile"] = profile  # seeds the cached_property
-        union = self.__dict__.get("sketch_union")
-        if union is not None:
-            grown.__dict__["sketch_union"] = union.union(member.features.sketch_sorted)
+        known = self.__dict__
+        if "sketch_union" in known:
+            grown.__dict__["sketch_union"] = self.sketch_union.union(member.features.sketch_sorted)
+        if "sketch_groups" in known:  # copied: this view stays as it was
+            groups = dict(self.sketch_groups)
+            key = (member.features.sketch_sorted, member.features.sketch_capped)
+            groups[key] = (*groups.get(key, ()), len(self.members))
+            grown.__dict__["sketch_groups"] = groups
+        if "first_by_guid" in known:
+            guid = (member.guid or "").strip()
+            firsts = self.first_by_guid
+            if guid and guid not in firsts:
+                firsts = {**firsts, guid: member.item_id}
+            grown.__dict__["first_by_guid"] = firsts  # shared until it changes; never mutated
         return grown
 
 
@@ -272,41 +303,50 @@ def probability(feats: Sequence[float], params: ClusterParams) -> float:
 def find_duplicate(
     doc: Candidate, developments: Iterable[DevelopmentView], params: ClusterParams
 ) -> Decision | None:
-    """The member ``doc`` repeats (same guid, or near-identical body), if any."""
+    """The member ``doc`` repeats (same guid, or near-identical body), if any.
+
+    The first member (developments by id, members in order) with the same guid; otherwise the
+    member of highest containment (then lowest item id, then highest development id) reaching
+    ``duplicate_containment``. Members are compared by group of identical sketches
+    (``DevelopmentView.sketch_groups``): the containment depends on the sketches only.
+    """
+    devs = sorted(developments, key=lambda d: d.id)
     guid = (doc.guid or "").strip()
+    if len(guid) >= params.min_guid_length:
+        for dev in devs:
+            first = dev.first_by_guid.get(guid)
+            if first is not None:
+                return Decision("duplicate", dev.id, first, 1.0)
     best: tuple[float, int, int] | None = None  # containment, -item id, development id
-    # Members' sketches are read as sorted tuples (no set kept per member); a member sharing
-    # no hash has containment 0, skipped by a set check that stops early.
+    # A member sharing no hash has containment 0, skipped by a set check that stops early.
     ra = doc.features.sketch_sorted
     sa, a_capped = frozenset(ra), doc.features.sketch_capped
+    n_doc = doc.features.n_shingles
     check_disjoint = params.duplicate_containment > 0.0
-    for dev in sorted(developments, key=lambda d: d.id):
-        # A larger development is first checked whole: sharing no hash, only guids can match.
-        apart = (
+    for dev in devs:
+        # A larger development is first checked whole.
+        if (
             check_disjoint
             and len(dev.members) >= UNION_CHECK_MEMBERS
             and sa.isdisjoint(dev.sketch_union)
-        )
-        if apart and len(guid) < params.min_guid_length:
+        ):
             continue
-        for member in dev.members:
-            if len(guid) >= params.min_guid_length and (member.guid or "").strip() == guid:
-                return Decision("duplicate", dev.id, member.item_id, 1.0)
-            if apart:
-                continue
-            if min(doc.features.n_shingles, member.features.n_shingles) < (
-                params.min_duplicate_shingles
-            ):
-                continue
-            rb = member.features.sketch_sorted
+        members = dev.members
+        for (rb, b_capped), positions in dev.sketch_groups.items():
             if check_disjoint and sa.isdisjoint(rb):
                 continue
-            overlap = _containment(sa, ra, rb, a_capped or member.features.sketch_capped)
-            if overlap < params.duplicate_containment:
-                continue
-            key = (overlap, -member.item_id, dev.id)
-            if best is None or key > best:
-                best = key
+            overlap: float | None = None
+            for pos in positions:
+                member = members[pos]
+                if min(n_doc, member.features.n_shingles) < params.min_duplicate_shingles:
+                    continue
+                if overlap is None:
+                    overlap = _containment(sa, ra, rb, a_capped or b_capped)
+                if overlap < params.duplicate_containment:
+                    break  # the same for every member of the group
+                key = (overlap, -member.item_id, dev.id)
+                if best is None or key > best:
+                    best = key
     if best is None:
         return None
     return Decision("duplicate", best[2], -best[1], round(best[0], 6))

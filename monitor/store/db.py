@@ -568,7 +568,7 @@ class Store:
         if self.alert_routing is None:
             return
         from monitor.alert.outbox import enqueue
-        from monitor.alert.plan import AlertCandidate, plan_alerts
+        from monitor.alert.plan import AlertCandidate, plan_alerts, routed
 
         candidates = []
         for item_id, article in zip(item_ids, poll.new_articles, strict=True):
@@ -576,21 +576,27 @@ class Store:
                 assigned = assignments.get((item_id, match.topic))
                 if assigned is None:  # stored by a concurrent poll: its alerts were made there
                     continue
+                candidate = AlertCandidate(
+                    item_id=item_id,
+                    topic=match.topic,
+                    title=article.title,
+                    url=article.entry.url,
+                    outlet=article.site_name or feed_name,
+                    published=article.published,
+                    first_seen=now,
+                    terms=match.terms,
+                    snippet=match.snippet,
+                    language=article.language,
+                    development_id=assigned.development_id,
+                    relation=assigned.relation,  # type: ignore[arg-type]
+                )
+                # Most matches alert nobody (reports, duplicates): their context is not read.
+                if not routed(candidate, self.alert_routing):
+                    continue
                 context = self._development_context(assigned, item_id)
                 candidates.append(
-                    AlertCandidate(
-                        item_id=item_id,
-                        topic=match.topic,
-                        title=article.title,
-                        url=article.entry.url,
-                        outlet=article.site_name or feed_name,
-                        published=article.published,
-                        first_seen=now,
-                        terms=match.terms,
-                        snippet=match.snippet,
-                        language=article.language,
-                        development_id=assigned.development_id,
-                        relation=assigned.relation,  # type: ignore[arg-type]
+                    replace(
+                        candidate,
                         revision=context[0],
                         development_title=context[1],
                         other_outlets=context[2],
