@@ -17,7 +17,8 @@ with developments and corpus statistics kept in memory as the store would keep t
   store has always seen other news before (``--no-prior``: statistics from the held-out stream
   only, the protocol before regrouping). The member-pair model of ``regroup`` is fitted on
   pairs of the training topics, and its threshold tuned on sub-streams of 3 training topics
-  (the size of a held-out fold) pre-seeded with the other training topics' statistics;
+  (the size of a held-out fold) pre-seeded with the other training topics' statistics, then the
+  contrastive split's ``split_threshold`` the same way;
 - the alerts the replay would send (developments opened; 42 gold events is ideal), also after
   ``find_merges``;
 - a single-pass TF-IDF cosine baseline through the same code (only the cosine feature; in the
@@ -83,6 +84,7 @@ SINGLE_THRESHOLDS = (0.3, 0.4, 0.5)  # join_threshold_single candidates
 MERGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 REGROUP_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 REGROUP_TIE = 0.005  # training F1 differences below this do not choose the regroup threshold
+SPLIT_THRESHOLDS = (0.8, 0.85, 0.9, 0.95, 2.0)  # split_threshold candidates (2.0: no split)
 POLL = 10  # articles per poll: the service regroups the developments a poll touched after it
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # 496 articles inside 4.2 hours: all within the window
@@ -380,7 +382,22 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     # of the thresholds within REGROUP_TIE of the best, the highest (the fewest joins) is taken.
     best = max(f1 for f1, _ in scores)
     chosen = max(t for f1, t in scores if f1 >= best - REGROUP_TIE)
-    return replace(fitted, regroup_threshold=chosen)
+    fitted = replace(fitted, regroup_threshold=chosen)
+    # The contrastive split, tuned the same way at that regroup threshold; of the thresholds
+    # within REGROUP_TIE of the best, the lowest (the most splits: the fewest look-alikes joined,
+    # the rule above).
+    split_scores = []
+    for threshold in SPLIT_THRESHOLDS:
+        candidate = replace(fitted, split_threshold=threshold)
+        f1s = []
+        for part in parts:
+            sub = [d for d in docs if d.topic in part]
+            prior = corpus_of([d for d in docs if d.topic not in part]) if seeded else None
+            f1s.extend(score(sub, candidate, seed, prior, POLL)[2] for seed in TUNE_SEEDS)
+        split_scores.append((statistics.mean(f1s), threshold))
+    best = max(f1 for f1, _ in split_scores)
+    chosen = min(t for f1, t in split_scores if f1 >= best - REGROUP_TIE)
+    return replace(fitted, split_threshold=chosen)
 
 
 def folds(docs: Sequence[Doc]) -> list[list[int]]:
@@ -473,7 +490,8 @@ def describe(params: ClusterParams) -> str:
     return (
         f"join_threshold={params.join_threshold} "
         f"join_threshold_single={params.join_threshold_single} "
-        f"merge_threshold={params.merge_threshold} regroup_threshold={params.regroup_threshold}"
+        f"merge_threshold={params.merge_threshold} regroup_threshold={params.regroup_threshold} "
+        f"split_threshold={params.split_threshold}"
         f"\n  bias={params.bias} {coefs}\n  pair_bias={params.pair_bias} {pair}"
     )
 
@@ -534,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pair_bias",
             "pair_coefs",
             "regroup_threshold",
+            "split_threshold",
         )
         same = all(getattr(fitted, f) == getattr(shipped, f) for f in fields)
         print(f"fitted on all topics: {describe(fitted)}")
@@ -684,7 +703,8 @@ def cross_validate(
         line = (
             f"  fold {n} topics {topics} (thresholds {params.join_threshold_single}/"
             f"{params.join_threshold}, merge {params.merge_threshold}, regroup "
-            f"{params.regroup_threshold}): F1 {fmt(f1s)} mean {statistics.mean(f1s):.4f} | "
+            f"{params.regroup_threshold}, split {params.split_threshold}): F1 {fmt(f1s)} "
+            f"mean {statistics.mean(f1s):.4f} | "
             f"merged {statistics.mean(merged):.4f} | regrouped {fmt(rf1s)} mean "
             f"{statistics.mean(rf1s):.4f} | alerts {statistics.mean(r.opened for r in runs):.1f}, "
             f"regrouped {statistics.mean(r.opened for r in regrouped):.1f}"

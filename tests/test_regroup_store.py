@@ -4,15 +4,23 @@ clustering memory still reading what the database holds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.alert.plan import AlertRouting, TopicRule
-from monitor.cluster import ClusterParams
+from monitor.cluster import ClusterParams, find_merges
 from monitor.store import Store
-from monitor.store.developments import recent_developments
-from tests.test_cluster import JAPAN_1, JAPAN_2, PERU_1, PERU_2, PERU_3
+from monitor.store.developments import (
+    StoredDocFreqs,
+    merge_developments,
+    recent_developments,
+    split_pairs,
+)
+from tests.test_cluster import BACKGROUND, JAPAN_1, JAPAN_2, PERU_1, PERU_2, PERU_3
+from tests.test_contrast import KOWAL, PRICE
+from tests.test_contrast import PARAMS as SPLIT
 from tests.test_dev_cache import START, Doc, open_store, record, shape
 
 # An earlier model that joined everything (as a first article joining its look-alike does).
@@ -134,3 +142,31 @@ def test_rematch_regroups_what_it_rebuilds_silently(tmp_path: Path) -> None:
         assert counts == {"quakes": len(sizes)}
         assert sizes == ([(3,), (2,)] if regrouping else [(5,)])
         assert rows(store, "SELECT count(*) FROM outbox") == [(0,)]
+
+
+def test_merges_do_not_fold_back_what_regrouping_split_off(tmp_path: Path) -> None:
+    # Two players arrested the same day, joined by decisions, split by the contrastive split of
+    # regrouping; merged back, the next regroup would split them again and alert again.
+    store = open_store(tmp_path / "db", cached=False)
+    store.cluster_params = replace(JOIN_ALL, merge_threshold=1.1)
+    arrests = [x for pair in zip(PRICE, KOWAL, strict=True) for x in pair]
+    docs = [Doc(f"https://news.example/dui{i}", None, *a, ("dui",)) for i, a in enumerate(arrests)]
+    other = [
+        Doc(f"https://news.example/bg{i}", None, *a, ("other",)) for i, a in enumerate(BACKGROUND)
+    ]
+    record(store, "B", other, START - timedelta(hours=1))  # the store has seen other news
+    record(store, "A", docs[:7], START)
+    store.cluster_params = SPLIT
+    record(store, "A", docs[7:], START + timedelta(minutes=30))
+    dui = "SELECT id, items, split_from, merged_into FROM developments WHERE topic = 'dui'"
+    assert rows(store, dui) == [(2, 4, None, None), (3, 4, 2, None)]
+    since = START - timedelta(days=1)
+    assert split_pairs(store.conn, "dui", since, {2, 3}) == [(3, 2)]
+    assert split_pairs(store.conn, "dui", since, {2}) == []
+    eager = replace(SPLIT, merge_threshold=0.0)
+    views = recent_developments(store.conn, "dui", since)
+    assert find_merges(views, StoredDocFreqs(store.conn), eager) == [(2, 3)]  # without the guard
+    now = START + timedelta(hours=1)
+    assert merge_developments(store.conn, "dui", eager, now, {2, 3}) == []
+    assert merge_developments(store.conn, "dui", eager, now) == []
+    assert rows(store, dui) == [(2, 4, None, None), (3, 4, 2, None)]

@@ -19,7 +19,9 @@ Method, within one watch topic:
 4. After each poll, ``find_merges`` records developments found to report one event, and
    ``regroup`` re-clusters the members of the developments the poll touched (and of those close
    to them) from pairwise probabilities of a second logistic model over pairs of articles
-   (``member_pair_features``), by average linkage; the store applies and records the moves.
+   (``member_pair_features``), by average linkage, then cuts a group in two when its halves each
+   have a headline term of their own (``contrast``: two look-alike events the pair model joins);
+   the store applies and records the moves.
 The coefficients and thresholds are fitted on ECB+ by ``bench/developments.py --fit`` (logistic
 regression on each article against the developments before it, and on pairs of articles;
 thresholds tuned by replaying the stream); the same script reports their cross-validated quality.
@@ -36,6 +38,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
+from monitor.cluster.contrast import contrastive_split
 from monitor.cluster.features import DocFeatures
 from monitor.cluster.similarity import (
     FEATURE_NAMES,
@@ -117,6 +120,10 @@ class ClusterParams:
     regroup_members: int = 80  # members regrouped at once at most (cost grows with their square)
     regroup_gain: float = 1.0  # how much better (``_agreement``) a regrouping must fit
     regroup_min_split: int = 2  # members a group needs to be split off as a new development
+    # The contrastive split of a regrouped group in two (``contrast``; tuned by the bench like
+    # ``regroup_threshold``; above 1 it is off).
+    split_threshold: float = 0.8  # contrast a group's two halves need to be split
+    split_min_part: int = 4  # articles (units) each half needs
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
@@ -392,6 +399,7 @@ def find_merges(
     stats: DocFreqs,
     params: ClusterParams | None = None,
     weigher: Weigher | None = None,
+    apart: Collection[tuple[int, int]] = (),
 ) -> list[tuple[int, int]]:
     """Pairs (kept, merged) of developments found to report the same event after all.
 
@@ -400,9 +408,12 @@ def find_merges(
     into the older. Only developments active within the window of each other are compared, and
     only pairs whose centroids are close at all. Chains collapse onto the oldest development.
     ``weigher``: one made from ``stats`` already, shared by calls over the same statistics (its
-    weights and vectors are computed once).
+    weights and vectors are computed once). ``apart``: pairs of development ids never merged
+    (a development and the one ``regroup`` split it off: merged back, the next regroup would
+    split it again and alert it again).
     """
     params = params or ClusterParams()
+    kept_apart = {frozenset(pair) for pair in apart}
     devs = sorted(developments, key=lambda d: (d.first_seen, d.id))
     weigher = weigher or Weigher(stats)
     weigher.prime(None, [d.profile for d in devs])  # members' terms are in their profiles
@@ -414,6 +425,8 @@ def find_merges(
             continue
         for younger in devs[i + 1 :]:
             if younger.id in absorbed or younger.first_seen - older.last_seen > params.window:
+                continue
+            if kept_apart and frozenset((older.id, younger.id)) in kept_apart:
                 continue
             if cosine(centroids[older.id], centroids[younger.id]) < MERGE_GATE:
                 continue
@@ -471,8 +484,11 @@ def regroup(
     the member-pair model (``member_pair_features``), and groups are joined, most probable first,
     while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
     with average linkage, from single articles; duplicates stay with what they repeat; a story and
-    its turn stay apart). Each group then keeps the development holding most of its members;
-    groups left without one are split off as new developments.
+    its turn stay apart). A group whose contrastive bisection (``contrast.contrastive_split``:
+    local IDF, each half a headline term the other lacks) reaches ``split_threshold`` becomes its
+    two halves, even when the regrouping itself is not applied (below ``regroup_gain``). Each
+    group then keeps the development holding most of its members; groups left without one are
+    split off as new developments.
 
     ``focus``: the developments that changed (a poll opened or grew them); only they and the
     developments close to them (centroid cosine >= ``MERGE_GATE``) are regrouped, at most
@@ -525,8 +541,38 @@ def regroup(
         reps, weight, pair_sums, now_key, params.regroup_threshold
     )
     if gain < params.regroup_gain:
-        return []
+        # The developments as they are stay; only a contrastive split may still cut one.
+        now: dict[int, list[int]] = {}
+        for r in reps:
+            now.setdefault(now_key[r], []).append(r)
+        kept = sorted(now.values(), key=lambda g: g[0])
+        groups = _split_contrasting(kept, feats, weigher, params)
+        if groups == kept:
+            return []
+    else:
+        groups = _split_contrasting(groups, feats, weigher, params)
     return _moves(members, unit_of, groups, views, weigher, params, scope)
+
+
+def _split_contrasting(
+    groups: list[list[int]],
+    feats: dict[int, DocFeatures],
+    weigher: Weigher,
+    params: ClusterParams,
+) -> list[list[int]]:
+    """Each group whose contrastive bisection (``contrast.contrastive_split``) reaches
+    ``split_threshold`` becomes its two parts."""
+    if params.split_threshold > 1.0:
+        return groups
+    out: list[list[int]] = []
+    for group in groups:
+        found = contrastive_split([feats[r] for r in group], weigher, params.split_min_part)
+        if found is None or found[2] < params.split_threshold:
+            out.append(group)
+            continue
+        a, b, _ = found
+        out.extend(([group[i] for i in a], [group[i] for i in b]))
+    return sorted(out, key=lambda g: g[0])
 
 
 PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)

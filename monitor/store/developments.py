@@ -292,8 +292,9 @@ def merge_developments(
     developments it opened or grew can have become mergeable, and all pairs would cost O(n²).
     """
     views, stats = _inputs(conn, topic, now - params.window, cache)
+    apart = split_pairs(conn, topic, now - params.window, {v.id for v in views})
     if touched is None:
-        pairs = find_merges(views, stats, params)
+        pairs = find_merges(views, stats, params, apart=apart)
     else:
         pairs = []
         gone: set[int] = set()
@@ -302,7 +303,7 @@ def merge_developments(
             for other in views:
                 if other.id == changed.id or other.id in gone or changed.id in gone:
                     continue
-                found = find_merges([changed, other], stats, params, weigher)
+                found = find_merges([changed, other], stats, params, weigher, apart)
                 pairs.extend(found)
                 gone.update(merged for _, merged in found)
     for keep, merged in pairs:
@@ -313,6 +314,23 @@ def merge_developments(
     if pairs and cache is not None:
         cache.merged(topic)
     return list(pairs)
+
+
+def split_pairs(
+    conn: sqlite3.Connection, topic: str, since: datetime, among: Collection[int]
+) -> list[tuple[int, int]]:
+    """(development, the development regrouping split it off), both as they stand now (merges
+    followed), for the developments ``among`` seen since ``since``: merges keep these apart."""
+    pairs = []
+    for dev_id, origin in conn.execute(
+        """SELECT id, split_from FROM developments
+           WHERE topic = ? AND last_seen >= ? AND split_from IS NOT NULL""",
+        (topic, utc_iso(since)),
+    ):
+        a, b = root_of(conn, int(dev_id)), root_of(conn, int(origin))
+        if a != b and a in among and b in among:
+            pairs.append((a, b))
+    return pairs
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""The contrastive split of regrouping, on hand-written, real-looking articles: two players of one
+team arrested for drunk driving on the same day (look-alikes a pair model joins), and one
+climbing accident told from several angles (must stay whole)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from monitor.cluster import (
+    ClusterParams,
+    CorpusStats,
+    DevelopmentView,
+    DocFeatures,
+    Member,
+    features,
+    find_merges,
+    regroup,
+)
+from monitor.cluster.contrast import bisect, contrast, contrastive_split, local_vectors
+from monitor.cluster.similarity import Weigher
+from tests.test_cluster import BACKGROUND, T0
+
+PRICE = [
+    (
+        "Hawks receiver Darnell Price arrested on suspicion of DUI",
+        "Riverside Hawks wide receiver Darnell Price was arrested early Sunday on suspicion of "
+        "driving under the influence, police said.\n"
+        "Officers stopped Price's black SUV on Harbor Drive at about 2:30 a.m. after it was seen "
+        "weaving between lanes. He was booked into the county jail and released on $2,500 bail.\n"
+        "The Hawks said they were aware of the arrest of their receiver and were gathering "
+        "information. The team plays at home next Sunday.",
+    ),
+    (
+        "Darnell Price, Hawks' leading receiver, booked for drunk driving",
+        "Darnell Price, the Riverside Hawks' leading receiver, was arrested on suspicion of DUI "
+        "on Sunday morning, hours after a team party.\n"
+        "Price, 26, caught 71 passes for 1,040 yards this season. Police said his SUV was "
+        "stopped on Harbor Drive and he failed a field sobriety test.\n"
+        "Coach Ray Malone said the receiver would meet him on Monday.",
+    ),
+    (
+        "Receiver Price arrested; Hawks 'disappointed'",
+        "The Riverside Hawks said on Sunday they were disappointed after receiver Darnell Price "
+        "was arrested on suspicion of driving under the influence.\n"
+        "Price was pulled over on Harbor Drive and released on bail. His agent said the "
+        "receiver had done nothing wrong and would fight the charge.\n"
+        "It is not clear whether Price will play against the Bears.",
+    ),
+    (
+        "Hawks' Price faces DUI charge after Harbor Drive stop",
+        "Hawks receiver Darnell Price faces a misdemeanour DUI charge after police stopped his "
+        "SUV on Harbor Drive early Sunday.\n"
+        "A police spokesman said Price's blood alcohol level was above the legal limit. The "
+        "receiver, in his fourth season, is due in court next month.\n"
+        "The Hawks have not said whether Price will be disciplined.",
+    ),
+]
+KOWAL = [
+    (
+        "Hawks defensive tackle Tomasz Kowal arrested on suspicion of DUI",
+        "Tomasz Kowal, a defensive tackle for the Riverside Hawks, was arrested on suspicion of "
+        "drunk driving on Sunday night, the state highway patrol said.\n"
+        "A trooper clocked Kowal's pickup truck at 92 mph on the Lakeshore Expressway shortly "
+        "before 11 p.m. The 31-year-old posted bond and was released.",
+    ),
+    (
+        "Kowal, two-time Pro Bowl tackle, stopped at 92 mph",
+        "Veteran Hawks tackle Tomasz Kowal was taken into custody by the highway patrol on "
+        "Sunday after his pickup was clocked at 92 mph, and was later charged with DUI.\n"
+        "Kowal, a two-time Pro Bowl pick in his ninth season, anchors the league's best run "
+        "defence. A patrol spokeswoman said a breath test showed he was over the limit.",
+    ),
+    (
+        "Tackle Kowal's arrest leaves Hawks' defensive line thin",
+        "The arrest of defensive tackle Tomasz Kowal on a DUI charge leaves the Hawks short on "
+        "the defensive line, with two other linemen already injured.\n"
+        "Kowal was pulled over by the highway patrol on the Lakeshore Expressway on Sunday "
+        "night. His lawyer, Nina Osei, said Kowal would plead not guilty.",
+    ),
+    (
+        "Lawyer: Kowal will fight DUI charge",
+        "Tomasz Kowal will plead not guilty to driving under the influence, his lawyer Nina "
+        "Osei said after the Hawks tackle was arrested on Sunday night.\n"
+        "Osei said the highway patrol's radar reading was wrong and that her client had drunk "
+        "one beer. Kowal, 31, has no previous arrests in nine seasons with the Hawks.",
+    ),
+]
+# One event, eight outlets, each with its own angle (the rescue, the family, the weather...).
+CLIMBER = [
+    (
+        "Climber dies in fall on Mount Ardent",
+        "A 34-year-old climber died on Saturday after falling about 300 metres from a ridge on "
+        "Mount Ardent, police said.\n"
+        "The man, from Westport, was climbing with a friend when he slipped on ice near the "
+        "summit. A rescue helicopter recovered his body on Sunday morning.",
+    ),
+    (
+        "Westport man killed in Mount Ardent fall named",
+        "Police have named the climber who died on Mount Ardent on Saturday as Liam Forde, 34, "
+        "from Westport.\n"
+        "Forde fell from the north ridge while descending with a friend. His family said he was "
+        "an experienced mountaineer who had climbed in the Alps and the Andes.",
+    ),
+    (
+        "Helicopter recovers body of climber from Mount Ardent",
+        "A rescue helicopter recovered the body of a climber from Mount Ardent on Sunday, a day "
+        "after he fell from a ridge near the summit.\n"
+        "The rescue team said strong winds had kept the helicopter on the ground on Saturday "
+        "night. Liam Forde, 34, of Westport, was climbing with a friend.",
+    ),
+    (
+        "Mount Ardent death: rangers warn of icy ridges",
+        "Park rangers warned climbers to avoid the ridges of Mount Ardent after Liam Forde, 34, "
+        "died in a fall on Saturday.\n"
+        "Chief ranger Ana Duarte said ice had formed on the north ridge after a cold night and "
+        "that crampons were essential above 2,500 metres.",
+    ),
+    (
+        "Friend of climber who fell on Mount Ardent tells of rescue wait",
+        "The climbing partner of Liam Forde, who died on Mount Ardent on Saturday, waited six "
+        "hours on the ridge for rescuers, police said.\n"
+        "The friend, who was not hurt, called for help after Forde slipped on ice and fell "
+        "about 300 metres. A helicopter lifted him off the mountain at dusk.",
+    ),
+    (
+        "Westport mourns climber killed on Mount Ardent",
+        "Friends and family in Westport paid tribute on Sunday to Liam Forde, the 34-year-old "
+        "climber who died in a fall on Mount Ardent.\n"
+        "Forde taught at a local school and led a climbing club for teenagers. His family "
+        "thanked the rescue team and the rangers.",
+    ),
+    (
+        "Mount Ardent fall is third climbing death this year",
+        "The death of Liam Forde on Mount Ardent on Saturday is the third fatal climbing "
+        "accident on the mountain this year, rangers said.\n"
+        "Forde, 34, from Westport, fell from the north ridge. Chief ranger Ana Duarte said "
+        "numbers of climbers on the mountain had doubled in five years.",
+    ),
+    (
+        "Police investigate Mount Ardent climbing death",
+        "Police are preparing a report for the coroner on the death of Liam Forde, who fell "
+        "from a ridge on Mount Ardent on Saturday.\n"
+        "The 34-year-old from Westport was roped to a friend when he slipped, police said. The "
+        "rescue helicopter recovered his body on Sunday.",
+    ),
+]
+
+# The shipped threshold (``ClusterParams.split_threshold``) and part size.
+PARAMS = ClusterParams()
+
+
+def _feats(articles: list[tuple[str, str]]) -> list[DocFeatures]:
+    return [features(title, text, "en") for title, text in articles]
+
+
+def _stats(*groups: list[DocFeatures]) -> CorpusStats:
+    stats = CorpusStats()
+    for title, text in BACKGROUND:
+        stats.add(features(title, text, "en"))
+    for group in groups:
+        stats.add_all(group)
+    return stats
+
+
+def _weigher(stats: CorpusStats, docs: list[DocFeatures]) -> Weigher:
+    weigher = Weigher(stats)
+    weigher.prime_docs(docs)
+    return weigher
+
+
+def _dev(dev_id: int, docs: list[DocFeatures], start: int = 0) -> DevelopmentView:
+    members = tuple(
+        Member(100 * dev_id + i, f, T0 + timedelta(minutes=10 * (start + i)))
+        for i, f in enumerate(docs)
+    )
+    return DevelopmentView(dev_id, members[0].seen, members[-1].seen, members)
+
+
+def test_local_weights_ignore_what_every_member_shares() -> None:
+    docs = _feats(PRICE + KOWAL)
+    vectors = local_vectors(docs, _weigher(_stats(docs), docs))
+    # "hawks" is in all eight: it separates nothing and weighs nothing.
+    assert all("hawk" in d.words for d in docs)
+    assert all("w:hawk" not in v for v in vectors) and any("w:arrest" in v for v in vectors)
+    assert all("w:kowal" in v for v in vectors[4:]) and all("w:kowal" not in v for v in vectors[:4])
+
+
+def test_the_split_separates_two_players_arrested_the_same_day() -> None:
+    docs = _feats(PRICE + KOWAL)
+    found = contrastive_split(docs, _weigher(_stats(docs), docs), PARAMS.split_min_part)
+    assert found is not None
+    a, b, score = found
+    assert (a, b) == ([0, 1, 2, 3], [4, 5, 6, 7])
+    assert score >= PARAMS.split_threshold
+    # Interleaved (as a stream would bring them), the same parts.
+    mixed = [docs[i] for i in (0, 4, 1, 5, 6, 2, 7, 3)]
+    parts = bisect(local_vectors(mixed, _weigher(_stats(docs), docs)))
+    assert parts == ([0, 2, 5, 7], [1, 3, 4, 6])
+
+
+def test_one_event_told_from_several_angles_is_not_split() -> None:
+    docs = _feats(CLIMBER)
+    weigher = _weigher(_stats(docs), docs)
+    found = contrastive_split(docs, weigher, PARAMS.split_min_part)
+    assert found is None or found[2] < PARAMS.split_threshold
+    # Whatever the part sizes, the best cut's halves share their headline terms.
+    a, b = bisect(local_vectors(docs, weigher))
+    assert contrast([d.lead for d in docs], a, b) < PARAMS.split_threshold
+
+
+def test_contrast_is_the_weaker_part_s_best_own_headline_term() -> None:
+    leads = [{"price": 1.0, "hawk": 1.0}, {"price": 1.0}, {"kowal": 1.0, "hawk": 1.0}, {}]
+    # Part 0 ("price" in both, in none of part 1): 1.0; part 1: "kowal" in one of two, 0.5.
+    assert contrast(leads, [0, 1], [2, 3]) == 0.5
+    assert contrast(leads, [0, 1], []) == 0.0
+
+
+def test_regroup_splits_look_alikes_the_pair_model_keeps_together() -> None:
+    price, kowal = _feats(PRICE), _feats(KOWAL)
+    stats = _stats(price, kowal)
+    # As decisions made one at a time left them: one development holding both arrests.
+    joined = _dev(1, [f for pair in zip(price, kowal, strict=True) for f in pair])
+    off = replace(PARAMS, split_threshold=2.0)
+    assert regroup([joined], stats, off) == []  # the pair probabilities alone keep them
+    moves = regroup([joined], stats, PARAMS)
+    # Kowal's four reports (odd positions) are split off together as one new development.
+    assert sorted(m.item_id for m in moves) == [101, 103, 105, 107]
+    assert {(m.from_development, m.to_development) for m in moves} == {(1, None)}
+    assert len({m.group for m in moves}) == 1
+    # Deterministic, and the next regroup of the result moves nothing.
+    assert regroup([joined], stats, PARAMS) == moves
+    apart = [_dev(1, price), _dev(2, kowal, start=1)]
+    assert regroup(apart, stats, PARAMS) == []
+
+
+def test_regroup_leaves_one_event_whole() -> None:
+    climber = _feats(CLIMBER)
+    stats = _stats(climber)
+    assert regroup([_dev(1, climber)], stats, PARAMS) == []
+
+
+def test_find_merges_keeps_apart_what_regrouping_split() -> None:
+    price, kowal = _feats(PRICE), _feats(KOWAL)
+    stats = _stats(price, kowal)
+    devs = [_dev(1, price), _dev(2, kowal, start=1)]
+    eager = replace(PARAMS, merge_threshold=0.0)
+    assert find_merges(devs, stats, eager) == [(1, 2)]
+    assert find_merges(devs, stats, eager, apart=[(2, 1)]) == []
