@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -355,7 +356,11 @@ def test_cli_reads_while_the_daemon_writes(
                     outputs.append(captured.out + captured.err)
             status = json.loads(outputs[-1])
             assert status["running"] and status["http"].startswith("127.0.0.1:")
-            assert status["items_total"] >= 16
+            # Each logged poll was committed before its line was written; how many polls ran
+            # by now depends on the machine's speed, so count what the log reported.
+            stored = sum(int(n) for n in re.findall(r"poll feed=.* new=(\d+) ", "".join(seen)))
+            assert stored >= 12  # six polls with new items: first polls store 2, later ones 3
+            assert status["items_total"] >= stored
         finally:
             proc.send_signal(signal.SIGTERM)
             rest = proc.communicate(timeout=30)[1]
