@@ -132,7 +132,16 @@ class Fetcher:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         context = ssl_context or _ssl_context()
-        direct = transport or pinning_transport(limits, network_backend, context)
+        direct = transport or _ByPin(
+            pinning_transport(limits, network_backend, context),
+            # Not kept alive: httpx pools per host name, so a kept connection could later carry
+            # a request pinned elsewhere (see _ByPin).
+            pinning_transport(
+                httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
+                network_backend,
+                context,
+            ),
+        )
         mounts = _proxy_mounts(proxy, no_proxy, direct, limits, network_backend, context)
         self._client = httpx.AsyncClient(
             transport=direct,
@@ -546,6 +555,25 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+class _ByPin(httpx.AsyncBaseTransport):
+    """Unpinned requests (feeds) through one pool, pinned ones (article links) through another
+    that keeps no connection: httpx reuses an idle connection by host name alone, and one opened
+    to a DNS answer for a feed, or pinned for another article, may go to an address this
+    request's guard refused."""
+
+    def __init__(self, unpinned: httpx.AsyncBaseTransport, pinned: httpx.AsyncBaseTransport):
+        self.unpinned = unpinned
+        self.pinned = pinned
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.unpinned if _PINS.get() is None else self.pinned
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.unpinned.aclose()
+        await self.pinned.aclose()
 
 
 @functools.cache

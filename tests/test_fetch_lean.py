@@ -513,7 +513,7 @@ def pin_to(addresses: list[str]) -> Callable[[str], Awaitable[list[str]]]:
     return guard
 
 
-@pytest.mark.parametrize("lean", [True])
+@pytest.mark.parametrize("lean", [True, False])
 def test_a_pinned_request_never_reuses_a_connection_to_an_address_it_was_not_pinned_to(
     room: Newsroom, lean: bool
 ) -> None:
