@@ -437,6 +437,30 @@ def test_tls_with_verification_and_keep_alive(certificate: tuple[Path, Path]) ->
     assert error.startswith("TLS error: ") and "CERTIFICATE_VERIFY_FAILED" in error
 
 
+def test_a_pinned_tls_connection_is_kept_for_the_next_request_pinned_there(
+    certificate: tuple[Path, Path],
+) -> None:
+    """The peer address a reused connection is checked against is read through TLS too."""
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+
+    def script(connection: int, request: int) -> tuple[bytes, bool]:
+        return ok(), False
+
+    async def go() -> tuple[list[FetchResult], int]:
+        async with RawServer(script, server_context) as server:
+            async with fetcher(ssl_context=trusting) as f:
+                guard = pin_to(["127.0.0.1"])
+                results = [await f.fetch(server.url(), guard=guard) for _ in range(2)]
+            return results, server.connections
+
+    results, connections = run(go)
+    assert [r.body for r in results] == [FEED, FEED]
+    assert connections == 1
+
+
 def test_guarded_requests_take_the_lean_path_to_the_pinned_address_only(room: Newsroom) -> None:
     url = room.add_raw("/story", FEED)
     port = url.rsplit(":", 1)[1].split("/")[0]
