@@ -4,11 +4,11 @@ Conditional GET, redirects followed by hand (counted, each hop checked), a deadl
 exchange (so a server dripping bytes cannot hold a poll forever), a streamed body-size cap applied after
 decompression (so a gzip bomb is cut off too), global and per-host concurrency limits, Retry-After.
 
-Feed polls (unguarded GETs of configured URLs) take a lean path first: h11 on asyncio sockets with
-a keep-alive pool per origin (monitor.fetch_lean), about a quarter of httpx's CPU per request. It
-sends the same request and makes the same FetchResult; a redirect, a connection that cannot be
-made, a header or URL it does not handle, and every guarded request (article pages, SSRF
-pinning) go through httpx.
+The first hop of every GET (feed polls, and article pages pinned to the SSRF guard's addresses)
+takes a lean path first: h11 on asyncio sockets with a keep-alive pool per origin
+(monitor.fetch_lean), about a quarter of httpx's CPU per request. It sends the same request and
+makes the same FetchResult; redirect hops, a connection that cannot be made, and a header or URL it
+does not handle go through httpx. A pinned request reuses no connection to another address.
 """
 
 from __future__ import annotations
