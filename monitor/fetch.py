@@ -4,11 +4,11 @@ Conditional GET, redirects followed by hand (counted, each hop checked), a deadl
 exchange (so a server dripping bytes cannot hold a poll forever), a streamed body-size cap applied after
 decompression (so a gzip bomb is cut off too), global and per-host concurrency limits, Retry-After.
 
-Feed polls (unguarded GETs of configured URLs) take a lean path first: h11 on asyncio sockets with
-a keep-alive pool per origin (monitor.fetch_lean), about a quarter of httpx's CPU per request. It
-sends the same request and makes the same FetchResult; a redirect, a connection that cannot be
-made, a header or URL it does not handle, and every guarded request (article pages, SSRF
-pinning) go through httpx.
+The first hop of every GET (feed polls, and article pages pinned to the SSRF guard's addresses)
+takes a lean path first: h11 on asyncio sockets with a keep-alive pool per origin
+(monitor.fetch_lean), about a quarter of httpx's CPU per request. It sends the same request and
+makes the same FetchResult; redirect hops, a connection that cannot be made, and a header or URL it
+does not handle go through httpx. A pinned request reuses no connection to another address.
 """
 
 from __future__ import annotations
@@ -132,7 +132,16 @@ class Fetcher:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         context = ssl_context or _ssl_context()
-        direct = transport or pinning_transport(limits, network_backend, context)
+        direct = transport or _ByPin(
+            pinning_transport(limits, network_backend, context),
+            # Not kept alive: httpx pools per host name, so a kept connection could later carry
+            # a request pinned elsewhere (see _ByPin).
+            pinning_transport(
+                httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
+                network_backend,
+                context,
+            ),
+        )
         mounts = _proxy_mounts(proxy, no_proxy, direct, limits, network_backend, context)
         self._client = httpx.AsyncClient(
             transport=direct,
@@ -546,6 +555,25 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+class _ByPin(httpx.AsyncBaseTransport):
+    """Unpinned requests (feeds) through one pool, pinned ones (article links) through another
+    that keeps no connection: httpx reuses an idle connection by host name alone, and one opened
+    to a DNS answer for a feed, or pinned for another article, may go to an address this
+    request's guard refused."""
+
+    def __init__(self, unpinned: httpx.AsyncBaseTransport, pinned: httpx.AsyncBaseTransport):
+        self.unpinned = unpinned
+        self.pinned = pinned
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.unpinned if _PINS.get() is None else self.pinned
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.unpinned.aclose()
+        await self.pinned.aclose()
 
 
 @functools.cache

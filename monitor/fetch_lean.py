@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import re
 import ssl
 import time
@@ -49,6 +50,7 @@ else:
 
 # httpcore's values, so the two paths frame and expire connections alike.
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection may wait for its next request
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_INCOMPLETE_EVENT = 100 * 1024
 _PAUSE_AT = 1 << 20  # stop reading the socket while this much is buffered and unread
 _HAPPY_EYEBALLS_DELAY = 0.25  # as anyio's connect_tcp
@@ -134,6 +136,7 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_INCOMPLETE_EVENT)
         self.transport: asyncio.Transport | None = None
+        self.peer: IPAddress | None = None  # the address it went to, whatever the URL's host
         self.exchanges = 0  # answers completed on it (more than 0: a reused connection)
         self.received = 0  # bytes received during the current exchange
         self.idle_since = 0.0
@@ -149,6 +152,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peername = transport.get_extra_info("peername")
+        if isinstance(peername, tuple) and peername:
+            self.peer = _ip(str(peername[0]))
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -319,8 +325,10 @@ class LeanPool:
         A reused connection that turns out closed by the server is replaced once by a fresh one
         (a GET may safely be sent again: nothing of it was answered). `addresses`: a new
         connection goes to one of these (tried in order) instead of resolving the host; the
-        Host header and TLS (SNI, certificate) still use the host's name."""
-        conn = self._take_idle(request.target.origin)
+        Host header and TLS (SNI, certificate) still use the host's name, and only an idle
+        connection to one of them is reused: the pool is per host name, and one kept from a
+        feed or from another article may have gone to an address the guard refused this time."""
+        conn = self._take_idle(request.target.origin, addresses)
         if conn is not None:
             try:
                 return await self._exchange(conn, request)
@@ -368,16 +376,24 @@ class LeanPool:
             conn.close()
             raise
 
-    def _take_idle(self, origin: tuple[str, str, int]) -> _Connection | None:
+    def _take_idle(
+        self, origin: tuple[str, str, int], addresses: Sequence[str] | None = None
+    ) -> _Connection | None:
         idle = self._idle.get(origin)
+        if not idle:
+            return None
         now = self.monotonic()
-        while idle:
-            conn = idle.pop()  # the most recently used: the least likely to be closed
-            self._idle_order.pop(conn, None)
-            if conn.usable(now):
+        allowed = None if addresses is None else {_ip(a) for a in addresses} - {None}
+        # The most recently used first: the least likely to be closed.
+        for conn in reversed(list(idle)):
+            if not conn.usable(now):
+                conn.close()  # it forgets itself
+            elif allowed is None or conn.peer in allowed:
+                idle.remove(conn)
+                self._idle_order.pop(conn, None)
+                if not idle:
+                    self._idle.pop(origin, None)
                 return conn
-            conn.close()
-        self._idle.pop(origin, None)
         return None
 
     def _put_idle(self, conn: _Connection) -> None:
@@ -539,6 +555,18 @@ def parse_head(data: bytes) -> Head | None:
         headers.append((name, value))
     keep_alive = b"close" not in _comma_values(headers, b"connection")
     return Head(status, match["reason"] or b"", headers, keep_alive, end)
+
+
+def _ip(text: str) -> IPAddress | None:
+    """An address as ipaddress reads it (scope and IPv4-mapped form aside), so that the guard's
+    spelling and the socket's compare equal; None for what is not an address."""
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def _comma_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:

@@ -437,6 +437,30 @@ def test_tls_with_verification_and_keep_alive(certificate: tuple[Path, Path]) ->
     assert error.startswith("TLS error: ") and "CERTIFICATE_VERIFY_FAILED" in error
 
 
+def test_a_pinned_tls_connection_is_kept_for_the_next_request_pinned_there(
+    certificate: tuple[Path, Path],
+) -> None:
+    """The peer address a reused connection is checked against is read through TLS too."""
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+
+    def script(connection: int, request: int) -> tuple[bytes, bool]:
+        return ok(), False
+
+    async def go() -> tuple[list[FetchResult], int]:
+        async with RawServer(script, server_context) as server:
+            async with fetcher(ssl_context=trusting) as f:
+                guard = pin_to(["127.0.0.1"])
+                results = [await f.fetch(server.url(), guard=guard) for _ in range(2)]
+            return results, server.connections
+
+    results, connections = run(go)
+    assert [r.body for r in results] == [FEED, FEED]
+    assert connections == 1
+
+
 def test_guarded_requests_take_the_lean_path_to_the_pinned_address_only(room: Newsroom) -> None:
     url = room.add_raw("/story", FEED)
     port = url.rsplit(":", 1)[1].split("/")[0]
@@ -501,6 +525,42 @@ def test_guarded_lean_requests_are_refused_before_connecting_and_after_a_redirec
     assert opened >= 1  # the first hops went the lean way
     assert [r.host for r in room.log] == ["127.0.0.1", "127.0.0.1"]  # never 127.0.0.2
     assert [r.path for r in room.log] == ["/away", "/story"]
+
+
+def pin_to(addresses: list[str]) -> Callable[[str], Awaitable[list[str]]]:
+    """A guard that allows exactly these addresses (as NetGuard does for a host whose DNS
+    answers mix addresses it allows and refuses)."""
+
+    async def guard(_: str) -> list[str]:
+        return addresses
+
+    return guard
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_a_pinned_request_never_reuses_a_connection_to_an_address_it_was_not_pinned_to(
+    room: Newsroom, lean: bool
+) -> None:
+    """A kept-alive connection to 127.0.0.1 (a trusted feed's, then an article's pinned there)
+    must not carry a request the guard pinned to 127.0.0.2 only: same origin, other address."""
+    room.add_raw("/feed.xml", FEED)
+    room.add_raw("/story", FEED)
+    port = room.url("/story").rsplit(":", 1)[1].split("/")[0]
+    feed, story = f"http://localhost:{port}/feed.xml", f"http://localhost:{port}/story"
+
+    async def go() -> list[FetchResult]:
+        async with fetcher(lean=lean) as f:
+            return [
+                await f.fetch(feed),  # unguarded: DNS says 127.0.0.1 (the room is not on ::1)
+                await f.fetch(story, guard=pin_to(["127.0.0.2"])),
+                await f.fetch(story, guard=pin_to(["127.0.0.1"])),
+                await f.fetch(story, guard=pin_to(["127.0.0.3"])),
+            ]
+
+    room.reset_log()
+    results = run(go)
+    assert [r.status for r in results] == [FetchStatus.OK] * 4
+    assert [r.host for r in room.log] == ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.3"]
 
 
 def test_an_empty_pin_is_refused_without_a_connection(room: Newsroom) -> None:

@@ -259,3 +259,25 @@ def test_article_fetches_per_poll_are_capped(newsroom: Newsroom, tmp_path: Path)
     assert all(
         i["extract_error"] == "page not fetched: over 2 new entries in one poll" for i in capped
     )
+
+
+def test_a_page_too_short_to_tell_gets_its_html_lang(newsroom: Newsroom, tmp_path: Path) -> None:
+    """The page's <html lang> reaches the poll's language detection (done with its matching)."""
+    # Digits and a few letters: too little for the classifier, so <html lang> decides.
+    text = "2026 — 1 234 567 — 89 10 11 — 12 13 14 — 15 16 17 — 18 19 20 — 21 22 23"
+    page = newsroom.add_page(
+        "/ko/story.html",
+        f'<html lang="ko"><head><title>t</title></head><body><article><p>{text}</p>'
+        f"<p>{text} 24 25</p></article></body></html>",
+    )
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>k</title>'
+        f"<item><title>1 2 3</title><link>{page}</link><guid>{page}</guid></item>"
+        "</channel></rss>"
+    )
+    newsroom.add_raw("/ko.xml", rss.encode(), content_type="application/rss+xml")
+    config = make_config(tmp_path, [("Korean", newsroom.url("/ko.xml"))])
+    once(config, FakeClock(START))
+    (item,) = items(config)
+    assert item["text_source"] == "page" and "1 234 567" in item["text"]
+    assert item["language"] == "ko"
