@@ -368,15 +368,19 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     fitted = replace(params, pair_bias=round(bias, 3), pair_coefs=tuple(round(c, 3) for c in coefs))
     topics = sorted({d.topic for d in docs})
     parts = [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
-    scores = []
-    for threshold in REGROUP_THRESHOLDS:
-        candidate = replace(fitted, regroup_threshold=threshold)
+
+    def sub_stream_f1(candidate: ClusterParams) -> float:
         f1s = []
         for part in parts:
             sub = [d for d in docs if d.topic in part]
             prior = corpus_of([d for d in docs if d.topic not in part]) if seeded else None
             f1s.extend(score(sub, candidate, seed, prior, POLL)[2] for seed in TUNE_SEEDS)
-        scores.append((statistics.mean(f1s), threshold))
+        return statistics.mean(f1s)
+
+    scores = [
+        (sub_stream_f1(replace(fitted, regroup_threshold=threshold)), threshold)
+        for threshold in REGROUP_THRESHOLDS
+    ]
     # The F1 of the training sub-streams changes little with the threshold (0.899-0.904 over
     # 0.25-0.5 in one fold) while a look-alike pair joined whole costs a held-out fold dearly:
     # of the thresholds within REGROUP_TIE of the best, the highest (the fewest joins) is taken.
@@ -386,15 +390,10 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     # The contrastive split, tuned the same way at that regroup threshold; of the thresholds
     # within REGROUP_TIE of the best, the lowest (the most splits: the fewest look-alikes joined,
     # the rule above).
-    split_scores = []
-    for threshold in SPLIT_THRESHOLDS:
-        candidate = replace(fitted, split_threshold=threshold)
-        f1s = []
-        for part in parts:
-            sub = [d for d in docs if d.topic in part]
-            prior = corpus_of([d for d in docs if d.topic not in part]) if seeded else None
-            f1s.extend(score(sub, candidate, seed, prior, POLL)[2] for seed in TUNE_SEEDS)
-        split_scores.append((statistics.mean(f1s), threshold))
+    split_scores = [
+        (sub_stream_f1(replace(fitted, split_threshold=threshold)), threshold)
+        for threshold in SPLIT_THRESHOLDS
+    ]
     best = max(f1 for f1, _ in split_scores)
     chosen = min(t for f1, t in split_scores if f1 >= best - REGROUP_TIE)
     return replace(fitted, split_threshold=chosen)
