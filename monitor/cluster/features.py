@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+from zlib import crc32
 
 from monitor.cluster.text import (
     MONTHS,
@@ -23,7 +23,6 @@ from monitor.cluster.text import (
     is_number,
     normalise_number,
     sentences,
-    stable_hash,
     stem,
     stems_for,
     tokens,
@@ -152,26 +151,29 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
     known_names = _names_in_prose(all_sents)
 
     stems = stems_for(language)
-    words: Counter[str] = Counter()
-    lead: Counter[str] = Counter()
-    names: Counter[str] = Counter()
-    facts: Counter[str] = Counter()
+    kinds = _KINDS
+    words: dict[str, int] = {}
+    lead: dict[str, int] = {}
+    names: dict[str, int] = {}
+    facts: dict[str, int] = {}
     years: set[int] = set()
     for index, sent in enumerate(all_sents):
         weight = TITLE_WEIGHT if index == 0 else 1
         in_lead = index <= LEAD_SENTENCES
         for tok in sent:
             low = tok.lower
-            if is_number(low):
-                fact = normalise_number(low)
-                facts[fact] += weight
-                if len(fact) == 4 and fact.isdigit() and 1900 <= int(fact) <= 2099:
-                    years.add(int(fact))
+            kind = kinds.get(low, _UNSEEN)
+            if kind is _UNSEEN:
+                kind = _kind_of(low)
+                if len(kinds) >= KIND_MEMO_LIMIT:
+                    kinds.clear()
+                kinds[low] = kind
+            if kind is None:  # a stopword or a lone letter
                 continue
-            if low in MONTHS or low in WEEKDAYS:
-                facts[_date_word(low)] += weight
-                continue
-            if low in STOPWORDS or (len(low) < 2 and low.isascii()):
+            if kind:  # a number or a date word: a fact
+                facts[kind] = facts.get(kind, 0) + weight
+                if len(kind) == 4 and kind.isdigit() and 1900 <= int(kind) <= 2099:
+                    years.add(int(kind))
                 continue
             term = stems.get(low)
             if term is None:
@@ -179,11 +181,11 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
                 if len(stems) >= STEM_MEMO_LIMIT:
                     stems.clear()
                 stems[low] = term
-            words[term] += weight
+            words[term] = words.get(term, 0) + weight
             if in_lead:
-                lead[term] += weight
+                lead[term] = lead.get(term, 0) + weight
             if low in known_names and tok.surface[:1].isupper():
-                names[low] += weight
+                names[low] = names.get(low, 0) + weight
 
     shingles, n_shingles = _shingles(body)
     return DocFeatures(
@@ -197,55 +199,99 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
     )
 
 
+def _kind_of(low: str) -> str | None:
+    """What a folded word is to `features`: a fact (its normalised form), nothing (None: a
+    stopword or a lone ASCII letter), or "" for a content word, stemmed by the caller."""
+    if is_number(low):
+        return normalise_number(low)
+    if low in MONTHS or low in WEEKDAYS:
+        return _date_word(low)
+    if low in STOPWORDS or (len(low) < 2 and low.isascii()):
+        return None
+    return ""
+
+
+# Each folded word is classified once (language-independent), not with four set lookups and a
+# number test per occurrence; a full memo starts again, as the word and stem memos do.
+KIND_MEMO_LIMIT = 20_000
+_UNSEEN = "\x00"  # not a kind: facts are numbers and date words
+_KINDS: dict[str, str | None] = {}
+
+
 def _date_word(low: str) -> str:
     if low in MONTHS:
         return f"month{MONTHS[low]}"
     return low[:3]  # "saturday" and "sat" are one day
 
 
-def _top(counts: Counter[str]) -> dict[str, float]:
+def _top(counts: Mapping[str, int]) -> dict[str, float]:
     # Heaviest first, ties by term, so the cut is deterministic.
     best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
     return {term: float(round(weight, 3)) for term, weight in sorted(best)}
 
 
-def _is_headline_case(sent: list[Token]) -> bool:
-    """Title Case or ALL CAPS: there, capitals say nothing about names.
+def _is_headline_case(flags: list[int]) -> bool:
+    """Title Case or ALL CAPS (a sentence's `_token_flags`): there, capitals say nothing about
+    names.
 
     Title Case capitalises every content word; prose leaves at least one in lower case.
     """
-    content = [
-        t
-        for t in sent
-        if t.surface[:1].isalpha()
-        and t.lower not in STOPWORDS
-        and t.lower not in MONTHS
-        and t.lower not in WEEKDAYS
-    ]
-    if len(content) < 3:
+    content = shouting = capitalised = 0
+    for f in flags:
+        if f & _CONTENT:
+            content += 1
+            if f & _SHOUTING:
+                shouting += 1
+            if f & _CAPITALISED:
+                capitalised += 1
+    if content < 3:
         return False
-    shouting = sum(1 for t in content if t.surface.isupper() and len(t.surface) > 1)
-    capitalised = sum(1 for t in content if t.surface[:1].isupper())
-    return shouting / len(content) > 0.6 or capitalised / len(content) >= 0.9
+    return shouting / content > 0.6 or capitalised / content >= 0.9
 
 
 def _names_in_prose(sents: Iterable[list[Token]]) -> set[str]:
     """Folded words written capitalised mid-sentence, or as acronyms, in ordinary prose."""
     found: set[str] = set()
+    memo = _FLAGS
     for sent in sents:
-        if _is_headline_case(sent):
+        flags = []
+        for tok in sent:
+            f = memo.get(tok)
+            if f is None:
+                f = _token_flags(tok)
+                if len(memo) >= KIND_MEMO_LIMIT:
+                    memo.clear()
+                memo[tok] = f
+            flags.append(f)
+        if _is_headline_case(flags):
             continue
-        for i, tok in enumerate(sent):
-            first = tok.surface[:1]
-            if not first.isalpha() or not first.isupper():
-                continue
-            low = tok.lower
-            if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or len(low) < 2:
-                continue
-            acronym = tok.surface.isupper() and len(tok.surface) <= 6
-            if i > 0 or acronym:
-                found.add(low)
+        for i, f in enumerate(flags):
+            if f & _NAME and (i > 0 or f & _ACRONYM):
+                found.add(sent[i].lower)
     return found
+
+
+# What `_names_in_prose` asks of a token, as bits, computed once per distinct token.
+_CONTENT, _SHOUTING, _CAPITALISED, _NAME, _ACRONYM = 1, 2, 4, 8, 16
+_FLAGS: dict[Token, int] = {}
+
+
+def _token_flags(tok: Token) -> int:
+    surface, low = tok
+    first = surface[:1]
+    common = low in STOPWORDS or low in MONTHS or low in WEEKDAYS
+    flags = 0
+    if first.isalpha() and not common:
+        flags |= _CONTENT  # a content word of `_is_headline_case`
+        if surface.isupper() and len(surface) > 1:
+            flags |= _SHOUTING
+        if first.isupper():
+            flags |= _CAPITALISED
+        if first.isupper() and len(low) >= 2:
+            flags |= _NAME  # a name if not first in its sentence, or if an acronym
+            if surface.isupper() and len(surface) <= 6:
+                flags |= _ACRONYM
+    return flags
 
 
 def _shingles(body: list[list[Token]]) -> tuple[tuple[int, ...], int]:
@@ -253,10 +299,11 @@ def _shingles(body: list[list[Token]]) -> tuple[tuple[int, ...], int]:
     if len(words) < SHINGLE_SIZE:
         grams = {" ".join(words)} if words else set()
     else:
-        grams = {
-            " ".join(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1)
-        }
-    hashes = sorted({stable_hash(g) for g in grams})
+        # The runs of SHINGLE_SIZE words, zipped from shifted lists (zip stops at the shortest:
+        # the last full run) rather than sliced.
+        shifted = [words[k:] for k in range(SHINGLE_SIZE)]
+        grams = {" ".join(g) for g in zip(*shifted, strict=False)}
+    hashes = sorted({crc32(g.encode("utf-8")) for g in grams})  # stable_hash, inlined
     kept = [h for h in hashes if h % SHINGLE_SAMPLE == 0]
     if len(kept) < MIN_SAMPLED:  # short texts: keep everything, sampling would leave too little
         kept = hashes
