@@ -13,12 +13,12 @@ Pure: features and weights come in as arguments.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from monitor.cluster.features import DocFeatures
+from monitor.cluster.linkage import average_linkage
 from monitor.cluster.similarity import Weigher, cosine_shared
 
 
@@ -61,36 +61,11 @@ def bisect(vectors: Sequence[Mapping[str, float]]) -> tuple[list[int], list[int]
     for i in range(n):
         for j in range(i + 1, n):
             sim[i][j] = sim[j][i] = cosine_shared(vectors[i], vectors[j])
-    # Agglomerative, average linkage, with a heap of candidate joins (stale ones skipped): the
-    # groups regrouped hold up to ``regroup_members`` articles.
-    groups: dict[int, list[int]] = {i: [i] for i in range(n)}
-    sums: dict[int, dict[int, float]] = {
-        i: {j: sim[i][j] for j in range(n) if j != i and sim[i][j] > 0.0} for i in range(n)
-    }
-    heap = [(-sim[i][j], i, j) for i in range(n) for j in range(i + 1, n) if sim[i][j] > 0.0]
-    heapq.heapify(heap)
-    next_id = n
-    while heap and len(groups) > 2:
-        _, a, b = heapq.heappop(heap)
-        if a not in groups or b not in groups:
-            continue
-        new = next_id
-        next_id += 1
-        row_a, row_b = sums.pop(a), sums.pop(b)
-        row: dict[int, float] = {}
-        for k in (set(row_a) | set(row_b)) - {a, b}:
-            row[k] = row_a.get(k, 0.0) + row_b.get(k, 0.0)
-            other = sums[k]
-            other.pop(a, None)
-            other.pop(b, None)
-            other[new] = row[k]
-        sums[new] = row
-        groups[new] = groups.pop(a) + groups.pop(b)
-        for k, s in row.items():
-            heapq.heappush(
-                heap, (-s / (len(groups[new]) * len(groups[k])), min(k, new), max(k, new))
-            )
-    ranked = sorted(groups.values(), key=lambda g: (-len(g), min(g)))
+    # Average linkage (the groups regrouped hold up to ``regroup_members`` articles), stopped
+    # at two groups; unlinked pairs are left out of the sums.
+    sums = {i: {j: sim[i][j] for j in range(n) if j != i and sim[i][j] > 0.0} for i in range(n)}
+    groups = average_linkage(range(n), dict.fromkeys(range(n), 1), sums, 0.0, until=2)
+    ranked = sorted(groups, key=lambda g: (-len(g), min(g)))
     first, second = list(ranked[0]), list(ranked[1]) if len(ranked) > 1 else []
     for rest in ranked[2:]:
         for i in rest:

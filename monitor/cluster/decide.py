@@ -29,7 +29,6 @@ thresholds tuned by replaying the stream); the same script reports their cross-v
 
 from __future__ import annotations
 
-import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Sequence
@@ -40,6 +39,7 @@ from typing import Literal
 
 from monitor.cluster.contrast import contrastive_split
 from monitor.cluster.features import DocFeatures
+from monitor.cluster.linkage import average_linkage
 from monitor.cluster.similarity import (
     FEATURE_NAMES,
     PAIR_FEATURE_NAMES,
@@ -530,8 +530,8 @@ def regroup(
                 s = p * weight[a] * weight[b]
                 sums[a][b] = s
                 sums[b][a] = s
-    pair_sums = {a: dict(row) for a, row in sums.items()}  # _average_linkage consumes ``sums``
-    groups = _average_linkage(reps, weight, sums, params.regroup_threshold)
+    pair_sums = {a: dict(row) for a, row in sums.items()}  # average_linkage consumes ``sums``
+    groups = average_linkage(reps, weight, sums, params.regroup_threshold)
     # Hysteresis: the regrouping must beat the developments as they are by a margin, or members
     # would flip back and forth between two nearly equal groupings poll after poll.
     dev_of = {m.item_id: dev_id for m, dev_id in members}
@@ -640,48 +640,6 @@ def _agreement(
             if key[a] == key[b]:
                 total += row.get(b, 0.0) - threshold * weight[a] * weight[b]
     return total
-
-
-def _average_linkage(
-    reps: Sequence[int],
-    weight: dict[int, int],
-    sums: dict[int, dict[int, float]],
-    threshold: float,
-) -> list[list[int]]:
-    """Agglomerative clustering, average linkage: the groups of ``reps`` (each sorted)."""
-    size = dict(weight)
-    items = {r: [r] for r in reps}
-    heap = [
-        (-s / (size[a] * size[b]), a, b) for a, row in sums.items() for b, s in row.items() if a < b
-    ]
-    heapq.heapify(heap)
-    next_id = max(reps) + 1
-    while heap:
-        neg, a, b = heapq.heappop(heap)
-        if a not in items or b not in items:
-            continue
-        if -neg < threshold:
-            break
-        new = next_id
-        next_id += 1
-        row_a, row_b = sums.pop(a), sums.pop(b)
-        row_a.pop(b, None)
-        row_b.pop(a, None)
-        row: dict[int, float] = {}
-        for k in set(row_a) | set(row_b):
-            s = row_a.get(k, 0.0) + row_b.get(k, 0.0)
-            row[k] = s
-            other = sums[k]
-            other.pop(a, None)
-            other.pop(b, None)
-            other[new] = s
-        sums[new] = row
-        size[new] = size.pop(a) + size.pop(b)
-        items[new] = items.pop(a) + items.pop(b)
-        for k, s in row.items():
-            lo, hi = (k, new) if k < new else (new, k)
-            heapq.heappush(heap, (-s / (size[new] * size[k]), lo, hi))
-    return sorted((sorted(g) for g in items.values()), key=lambda g: g[0])
 
 
 def _moves(
