@@ -120,14 +120,19 @@ def alerts(candidate: AlertCandidate, rule: TopicRule) -> bool:
     return not too_old(candidate, rule.max_age)
 
 
-def routed(candidate: AlertCandidate, routing: AlertRouting) -> bool:
-    """Whether `plan_alerts` would alert on `candidate` at all (on some channel). It does not
-    depend on the development context (revision, title, other outlets), so the store reads that
-    only for these."""
+def channels_for(candidate: AlertCandidate, routing: AlertRouting) -> list[str]:
+    """The channels `candidate` is alerted on (none: no alert). They do not depend on the
+    development context (revision, title, other outlets), so the store reads that only for
+    candidates with some (`routed`)."""
     rule = routing.topics.get(candidate.topic)
     if rule is None or not alerts(candidate, rule):
-        return False
-    return any(channel in routing.modes for channel in rule.notify)
+        return []
+    return [channel for channel in rule.notify if channel in routing.modes]
+
+
+def routed(candidate: AlertCandidate, routing: AlertRouting) -> bool:
+    """Whether `plan_alerts` would alert on `candidate` at all (on some channel)."""
+    return bool(channels_for(candidate, routing))
 
 
 def plan_alerts(
@@ -136,14 +141,10 @@ def plan_alerts(
     """The outbox rows for one poll's candidates, one per (item, channel), in item order."""
     groups: dict[tuple[int, str], list[AlertCandidate]] = {}
     for candidate in candidates:
-        rule = routing.topics.get(candidate.topic)
-        if rule is None or not alerts(candidate, rule):
-            continue
-        for channel in rule.notify:
-            if channel in routing.modes:
-                group = groups.setdefault((candidate.item_id, channel), [])
-                if all(c.topic != candidate.topic for c in group):
-                    group.append(candidate)
+        for channel in channels_for(candidate, routing):
+            group = groups.setdefault((candidate.item_id, channel), [])
+            if all(c.topic != candidate.topic for c in group):
+                group.append(candidate)
     rank = {name: i for i, name in enumerate(routing.order)}
     planned = []
     for (item_id, channel), group in groups.items():
