@@ -23,7 +23,7 @@ from monitor.schedule import FeedStatus, FeedTiming
 from monitor.store.schema import migrate
 
 if TYPE_CHECKING:
-    from monitor.alert.plan import AlertRouting
+    from monitor.alert.plan import AlertCandidate, AlertRouting
     from monitor.cluster import ClusterParams
     from monitor.store.dev_cache import ClusterCache
 
@@ -456,7 +456,7 @@ class Store:
         if self.alert_routing is None or not developments:
             return
         from monitor.alert.outbox import enqueue
-        from monitor.alert.plan import AlertCandidate, plan_alerts
+        from monitor.alert.plan import AlertCandidate, plan_alerts, routed
 
         candidates = []
         for topic, development_id in developments:
@@ -471,27 +471,22 @@ class Store:
             ).fetchone()
             if row is None:
                 continue
-            assigned = Assignment(topic, "first", development_id)
-            context = self._development_context(assigned, int(row["id"]))
-            candidates.append(
-                AlertCandidate(
-                    item_id=int(row["id"]),
-                    topic=topic,
-                    title=row["title"],
-                    url=row["url"],
-                    outlet=row["outlet"],
-                    published=parse_iso(row["published"]) if row["published"] else None,
-                    first_seen=parse_iso(row["fetched"]) or now,
-                    terms=tuple(json.loads(row["terms"] or "[]")),
-                    snippet=row["snippet"] or "",
-                    language=row["language"],
-                    development_id=development_id,
-                    relation="first",
-                    revision=context[0],
-                    development_title=context[1],
-                    other_outlets=context[2],
-                )
+            candidate = AlertCandidate(
+                item_id=int(row["id"]),
+                topic=topic,
+                title=row["title"],
+                url=row["url"],
+                outlet=row["outlet"],
+                published=parse_iso(row["published"]) if row["published"] else None,
+                first_seen=parse_iso(row["fetched"]) or now,
+                terms=tuple(json.loads(row["terms"] or "[]")),
+                snippet=row["snippet"] or "",
+                language=row["language"],
+                development_id=development_id,
+                relation="first",
             )
+            if routed(candidate, self.alert_routing):
+                candidates.append(self._in_context(candidate))
         enqueue(self.conn, plan_alerts(candidates, self.alert_routing, now))
 
     def rebuild_developments(self, topics: Sequence[str], now: datetime) -> dict[str, int]:
@@ -591,36 +586,30 @@ class Store:
                     relation=assigned.relation,  # type: ignore[arg-type]
                 )
                 # Most matches alert nobody (reports, duplicates): their context is not read.
-                if not routed(candidate, self.alert_routing):
-                    continue
-                context = self._development_context(assigned, item_id)
-                candidates.append(
-                    replace(
-                        candidate,
-                        revision=context[0],
-                        development_title=context[1],
-                        other_outlets=context[2],
-                    )
-                )
+                if routed(candidate, self.alert_routing):
+                    candidates.append(self._in_context(candidate))
         enqueue(self.conn, plan_alerts(candidates, self.alert_routing, now))
 
-    def _development_context(
-        self, assigned: Assignment, item_id: int
-    ) -> tuple[int, str | None, tuple[str, ...]]:
-        """(the revision an alert now would have, development title, other outlets)."""
+    def _in_context(self, candidate: AlertCandidate) -> AlertCandidate:
+        """`candidate` with its development's context: the revision an alert now would have,
+        the development's title and the other outlets that reported it."""
         row = self.conn.execute(
-            "SELECT title, alerts FROM developments WHERE id = ?", (assigned.development_id,)
+            "SELECT title, alerts FROM developments WHERE id = ?", (candidate.development_id,)
         ).fetchone()
         if row is None:
-            return 1, None, ()
-        revision = 1 if assigned.relation == "first" else int(row["alerts"]) + 1
+            return replace(candidate, revision=1, development_title=None, other_outlets=())
         outlets = self.conn.execute(
             """SELECT DISTINCT coalesce(i.site_name, f.name) FROM development_items di
                JOIN items i ON i.id = di.item_id LEFT JOIN feeds f ON f.id = i.feed_id
                WHERE di.development_id = ? AND di.item_id != ? ORDER BY di.added_at""",
-            (assigned.development_id, item_id),
+            (candidate.development_id, candidate.item_id),
         ).fetchall()
-        return revision, row["title"], tuple(str(o[0]) for o in outlets if o[0])
+        return replace(
+            candidate,
+            revision=1 if candidate.relation == "first" else int(row["alerts"]) + 1,
+            development_title=row["title"],
+            other_outlets=tuple(str(o[0]) for o in outlets if o[0]),
+        )
 
     def _update_entry(self, feed_id: int, entry: FeedEntry, now: datetime) -> None:
         row = self.conn.execute(
