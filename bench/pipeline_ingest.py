@@ -11,9 +11,11 @@ the matches into developments, stores everything and queues the alerts.
 
 Printed: articles/s end to end, CPU of the main process and of the extraction workers; then
 `trafilatura.extract` alone on the same 2,000 pages on every core (a process pool, pages already in
-memory: the hardware's limit for this work) and the ratio end-to-end / alone (target >= 0.8); and
-for reference our own extraction step (`monitor.extract.extract_page`) alone the same way. The
-ratio is also given by CPU (CPU per page alone / our CPU per article), steadier on a busy machine.
+memory: the hardware's limit for this work) and the ratio end-to-end / alone (target >= 0.8). That
+baseline is trafilatura as published: its workers never import monitor.extract, which swaps in our
+Python twins of trafilatura's XPaths (monitor.xpathfast). For reference, the same with the twins,
+and our own extraction step (`monitor.extract.extract_page`) alone the same way. The ratio is
+also given by CPU (CPU per page alone / our CPU per article), steadier on a busy machine.
 """
 
 from __future__ import annotations
@@ -241,9 +243,24 @@ async def _ingest(
 
 
 def _extract_alone(html: bytes) -> float:
-    """CPU seconds trafilatura.extract spent on one page (in a pool worker)."""
+    """CPU seconds trafilatura.extract spent on one page (in a pool worker), as published:
+    this worker never imports monitor.extract, which would swap in our XPath twins."""
     import trafilatura
 
+    assert "monitor.extract" not in sys.modules, "the baseline must be stock trafilatura"
+    started = time.process_time()
+    trafilatura.extract(html, include_comments=False)
+    return time.process_time() - started
+
+
+def _extract_alone_twins(html: bytes) -> float:
+    """`_extract_alone` with our Python twins of trafilatura's XPaths (monitor.xpathfast)."""
+    import trafilatura
+    import trafilatura.xpaths
+
+    from monitor import xpathfast
+
+    xpathfast.install(trafilatura.xpaths)
     started = time.process_time()
     trafilatura.extract(html, include_comments=False)
     return time.process_time() - started
@@ -266,7 +283,7 @@ def _warm(_: int) -> int:
     return 0
 
 
-def on_every_core(pages: Sequence[Any], articles: int, ours: bool) -> tuple[Usage, float]:
+def on_every_core(pages: Sequence[Any], articles: int, kind: str) -> tuple[Usage, float]:
     """Extraction alone over `articles` pages (the corpus repeated), a process per core:
     wall time, and the CPU seconds the workers spent extracting."""
     tasks = [pages[k % len(pages)] for k in range(articles)]
@@ -275,11 +292,12 @@ def on_every_core(pages: Sequence[Any], articles: int, ours: bool) -> tuple[Usag
         pool.map(_warm, range(cores))  # start-up and imports are not extraction
         meter = Meter()
         with meter.span() as got:
-            if ours:
+            if kind == "ours":
                 work = [(p.html, p.original_url) for p in tasks]
                 cpu = sum(pool.imap_unordered(_extract_ours, work, chunksize=4))
             else:
-                cpu = sum(pool.imap_unordered(_extract_alone, [p.html for p in tasks], chunksize=4))
+                alone = _extract_alone if kind == "stock" else _extract_alone_twins
+                cpu = sum(pool.imap_unordered(alone, [p.html for p in tasks], chunksize=4))
     return got[0], cpu
 
 
@@ -340,13 +358,21 @@ def report(result: IngestResult) -> None:
     )
 
 
+# The target is against trafilatura as published ("stock"); the other two are for reference.
+BASELINES = (
+    ("trafilatura.extract alone", "stock"),
+    ("the same with our XPath twins", "twins"),
+    ("our extract_page alone", "ours"),
+)
+
+
 def baseline(result: IngestResult, articles: int) -> None:
     from tests.newsroom_content import load_real_pages
 
     pages = load_real_pages(DATA_DIR)
     rate = result.new / result.usage.wall
-    for label, ours in (("trafilatura.extract alone", False), ("our extract_page alone", True)):
-        alone, cpu = on_every_core(pages, articles, ours)
+    for label, kind in BASELINES:
+        alone, cpu = on_every_core(pages, articles, kind)
         alone_rate = articles / alone.wall
         cpu_ratio = (cpu / articles) / (result.usage.cpu / max(result.new, 1))
         line = (
@@ -355,7 +381,7 @@ def baseline(result: IngestResult, articles: int) -> None:
             f"ratio end-to-end / alone = {rate / alone_rate:.2f} (by CPU per article "
             f"{cpu_ratio:.2f})"
         )
-        if not ours:
+        if kind == "stock":
             verdict = "meets" if rate / alone_rate >= TARGET_RATIO else "misses"
             line += f" ({verdict} the {TARGET_RATIO} target)"
         print(line)
