@@ -37,7 +37,7 @@ REGEXP_NS = "http://exslt.org/regular-expressions"
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'[^']*'|"[^"]*")
-      | (?P<path>\.?//\*|\.//[A-Za-z][\w-]*)
+      | (?P<path>\.?//(?:\*|[A-Za-z][\w-]*))
       | (?P<axis>self::[A-Za-z][\w-]*)
       | (?P<attr>@[A-Za-z_][\w.-]*(?![\w.:-]))
       | (?P<name>[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)
@@ -189,6 +189,11 @@ class _Parser:
 
     def function(self) -> str:
         name = self.take("name").text
+        if self.accept("punct", "="):  # a child element's string value, e.g. rel='me'
+            if ":" in name:
+                raise Unsupported(f"a prefixed name {name}")
+            literal = self.literal()
+            return f"any(_string(_c) == {literal!r} for _c in _el.iterchildren({name!r}))"
         if name == "not":
             self.take("punct", "(")
             inner = self.or_expr()
@@ -241,6 +246,11 @@ def _first(element: Any, names: tuple[str, ...]) -> str:
     return ""
 
 
+def _string(element: Any) -> str:
+    """XPath's string value of an element: all the text inside it."""
+    return str(element.xpath("string()"))
+
+
 class FastXPath:
     """A callable standing in for an ``lxml.etree.XPath`` that selects elements: same nodes,
     same (document) order. Anything but a plain call on an element goes to the original."""
@@ -273,11 +283,65 @@ class FastXPath:
 def compile_xpath(original: etree.XPath, namespaces: dict[str, str] | None = None) -> FastXPath:
     """The Python twin of ``original``, or ``Unsupported``."""
     tokens, position = _position(_tokens(original.path))
+    branches = _union_branches(tokens)
+    if position != "all" and len(branches) > 1:
+        raise Unsupported("a position over a union")
+    parser = _Parser([], namespaces if namespaces is not None else {"re": REGEXP_NS})
+    parsed = [_branch(parser, branch) for branch in branches]
+    if len({absolute for absolute, _, _ in parsed}) > 1:
+        raise Unsupported("a union of relative and absolute paths")
+    if len(parsed) == 1:
+        absolute, tags, clauses = parsed[0]
+        return FastXPath(original, _build(clauses, parser, position), absolute, tags)
+    # One pass for the whole union: an element is selected if any branch selects it.
+    either = []
+    for _, tags, clauses in parsed:
+        tag_test = [f"(_tag in {tags!r})"] if tags else []
+        either.append("(" + " and ".join(tag_test + clauses or ["True"]) + ")")
+    all_tags = (
+        ()
+        if any(not tags for _, tags, _ in parsed)
+        else tuple(dict.fromkeys(tag for _, tags, _ in parsed for tag in tags))
+    )
+    select = _build(["(" + " or ".join(either) + ")"], parser, position)
+    return FastXPath(original, select, parsed[0][0], all_tags)
+
+
+def _closes(texts: list[str]) -> int:
+    """Index of the token that closes the parenthesis opening ``texts``."""
+    depth = 0
+    for index, text in enumerate(texts):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(text, 0)
+        if depth == 0:
+            return index
+    return -1
+
+
+def _union_branches(tokens: list[_Token]) -> list[list[_Token]]:
+    """``a|b`` split at its top-level bars (a bar inside a predicate joins attributes)."""
+    branches: list[list[_Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token.kind == "punct" and token.text in "[(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "])":
+            depth -= 1
+        elif token.kind == "punct" and token.text == "|" and depth == 0:
+            branches.append([])
+            continue
+        branches[-1].append(token)
+    return branches
+
+
+def _branch(parser: _Parser, tokens: list[_Token]) -> tuple[bool, tuple[str, ...], list[str]]:
+    """One path of the subset: whether it starts at the document, its tag filter, and its
+    predicates as Python source."""
     head = tokens[0] if tokens else None
     if head is None or head.kind != "path":
-        raise Unsupported("only .//*, //* or .//tag, then predicates")
-    parser = _Parser(tokens[1:], namespaces if namespaces is not None else {"re": REGEXP_NS})
-    tags = (head.text[3:],) if head.text not in (".//*", "//*") else _leading_tags(parser)
+        raise Unsupported("only .//*, //*, .//tag or //tag, then predicates")
+    parser.tokens, parser.at = tokens[1:], 0
+    star = head.text.endswith("*")
+    tags = _leading_tags(parser) if star else (head.text.lstrip("./"),)
     clauses: list[str] = []
     while parser.accept("punct", "["):
         if parser.peek() is not None and parser.peek().kind == "string":  # type: ignore[union-attr]
@@ -286,15 +350,18 @@ def compile_xpath(original: etree.XPath, namespaces: dict[str, str] | None = Non
         parser.take("punct", "]")
     if parser.peek() is not None or (not clauses and not tags):
         raise Unsupported("trailing or missing predicate")
-    select = _build(clauses or ["True"], parser, position)
-    return FastXPath(original, select, head.text == "//*", tags)
+    return head.text.startswith("//"), tags, clauses
 
 
 def _position(tokens: list[_Token]) -> tuple[list[_Token], str]:
     """Strip a trailing ``[1]``: ``(path)[1]`` is the first match in document order ("first"),
     ``path[1]`` the first match among each element's children ("first child")."""
     texts = [t.text for t in tokens]
-    if texts[:1] == ["("] and texts[-4:] == [")", "[", "1", "]"]:
+    if (
+        texts[:1] == ["("]
+        and texts[-4:] == [")", "[", "1", "]"]
+        and _closes(texts) == len(texts) - 4
+    ):
         return tokens[1:-4], "first"
     if texts[-3:] == ["[", "1", "]"]:
         return tokens[:-3], "first child"
@@ -328,7 +395,7 @@ def _build(clauses: list[str], parser: _Parser, position: str) -> Selector:
     if "_tag" in " ".join(clauses):
         lines.append("        _tag = _el.tag")
     lines += [f"        {var} = _el.get({name!r})" for name, var in parser.attributes.items()]
-    lines.append("        if " + " and ".join(clauses) + ":")
+    lines.append("        if " + (" and ".join(clauses) or "True") + ":")
     if position == "first":
         lines.append("            return [_el]")
     elif position == "first child":  # document order meets each parent's children in order
@@ -337,7 +404,7 @@ def _build(clauses: list[str], parser: _Parser, position: str) -> Selector:
         lines.append("                continue")
         lines.append("            _parents.add(_parent)")
     lines += ["            _out.append(_el)", "    return _out"]
-    namespace: dict[str, object] = {"_first": _first, **parser.constants}
+    namespace: dict[str, object] = {"_first": _first, "_string": _string, **parser.constants}
     exec("\n".join(lines), namespace)
     return namespace["_select"]  # type: ignore[return-value]
 

@@ -24,7 +24,7 @@ from monitor.extract import extract_page
 from monitor.xpathfast import FastXPath, Unsupported, compile_xpath
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction-dev"
-RE = {"re": xpathfast.REGEXP_NS}
+RE = {"re": xpathfast.REGEXP_NS, "x": "urn:x"}
 
 TWINS = [
     (name, index, expression)
@@ -36,6 +36,7 @@ TWINS = [
 TAGS = [
     "div", "p", "span", "section", "aside", "article", "main", "a", "list", "item", "ol", "ul",
     "details", "h1", "h2", "h3", "header", "footer", "time", "figure", "address", "strong",
+    "cite", "quote", "author", "rel",
 ]  # fmt: skip
 ATTRIBUTES = [
     "id", "class", "style", "role", "aria-hidden", "itemprop", "data-component", "rel",
@@ -81,7 +82,7 @@ def _page(rng: random.Random, elements: int) -> str:
         names += [n for n in rng.sample(ATTRIBUTES[3:], rng.randint(0, 2)) if rng.random() < 0.5]
         rng.shuffle(names)
         attrs = "".join(f' {n}="{_value(rng)}"' for n in names)
-        out.append(f"<{tag}{attrs}>text")
+        out.append(f"<{tag}{attrs}>{rng.choice(('text', 'me', ''))}")
         if rng.random() < 0.1:
             out.append("<!-- a comment -->")
         open_tags.append(tag)
@@ -157,6 +158,9 @@ def test_attribute_union_reads_the_one_first_in_the_markup() -> None:
         ".//*[@class][1]",
         "//*[@id][1]",
         ".//p[1]",
+        ".//*[rel='me' or @title='x']",  # a child element's text, not an attribute
+        ".//cite|.//section",
+        "//*[@id='x']|//p|//*[self::span][@class]",
     ],
 )
 def test_twin_keeps_xpath_semantics(path: str) -> None:
@@ -164,7 +168,8 @@ def test_twin_keeps_xpath_semantics(path: str) -> None:
         '<div id="x"><p class="ABCx">1</p><p class="ACB">2</p><span class="FullText">3</span>'
         '<div title="">4<h1>t</h1></div><div class="a b" title="x">5</div><p data-x="">6</p>'
         '<span id="reply-1" class="no">7</span><span class="reply-2" id="no">8</span>'
-        "<!-- c --><?pi x?><div><section>9</section></div></div>"
+        "<!-- c --><?pi x?><div><section>9</section></div><p><rel>m<b>e</b></rel></p>"
+        "<span><rel>x</rel><rel>me</rel></span><cite>10</cite></div>"
     )
     tree = lxml.html.document_fromstring(page)
     expression = etree.XPath(path, namespaces=RE)
@@ -193,13 +198,14 @@ def test_anything_but_a_plain_call_on_an_element_goes_to_lxml() -> None:
         ".//*[1][@class='x']",  # positions other than a final [1]
         ".//*[@class='x'][2]",
         "(.//*[@id])[2]",
-        "//time|//figure",  # unions of paths
         "//div[@class='tags']//a[@href]",  # steps after the predicate
         ".//*[normalize-space(@class)='x']",  # other functions
         ".//*[@class!='x']",
-        ".//*[rel='me']",  # a child element, not an attribute
+        ".//*[x:rel='me']",  # a prefixed child element
+        ".//*[@id]|//p",  # a union of relative and absolute paths
+        "(.//p)[1]|(.//div)[1]",  # positions in a union
         ".//*['x']",
-        ".//*[@xml:lang='en']",
+        ".//*[@x:lang='en']",
     ],
 )
 def test_anything_outside_the_subset_is_refused(path: str) -> None:
