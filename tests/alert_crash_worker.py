@@ -1,9 +1,10 @@
 """A dispatcher process for the crash test, started once and forked for every round.
 
-    python tests/alert_crash_worker.py        # then, on stdin: "run CONFIG OFFSET_SECONDS" | "quit"
+    python tests/alert_crash_worker.py   # then, on stdin: "run CONFIG OFFSET_SECONDS", "go" | "quit"
 
 The process imports news-monitor once (single-threaded, so forking is safe), then for each `run` forks
-a child that runs the real `Dispatcher` until the outbox is empty, prints `pid N`, waits for the child
+a child that runs the real `Dispatcher` until the outbox is empty, prints `pid N`, lets the child
+start on the next line (`go`: the test arms its killer first), waits for the child
 and prints `exit CODE` (-9 when the test SIGKILLed it). The child's clock is the system clock plus
 OFFSET: each round starts later than the leases of the killed rounds before it, without sleeping.
 """
@@ -11,6 +12,7 @@ OFFSET: each round starts later than the leases of the killed rounds before it, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from datetime import datetime, timedelta
@@ -65,14 +67,24 @@ def main() -> None:
         command = line.split()
         if not command or command[0] == "quit":
             break
+        # The child waits for "go" until the test has armed its killer with the child's pid: a
+        # child that ran ahead would send unwatched and could empty the outbox in one round.
+        gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                os.close(gate_write)
+                os.read(gate_read, 1)
                 code = asyncio.run(dispatch_until_empty(command[1], float(command[2])))
             finally:
                 os._exit(code)
+        os.close(gate_read)
         print(f"pid {pid}", flush=True)
+        sys.stdin.readline()  # "go"
+        with contextlib.suppress(BrokenPipeError):  # killed as it started ("start" phase)
+            os.write(gate_write, b"g")
+        os.close(gate_write)
         _, status = os.waitpid(pid, 0)
         print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
 

@@ -105,8 +105,10 @@ class Receiver:
                     self.end_headers()
                     self.wfile.write(b'{"ok": true}')
                     self.wfile.flush()
-                except OSError:  # the sender died before reading the answer (crash test)
-                    return
+                except OSError:  # the sender died or gave up before reading the answer
+                    pass
+                # Called either way: the crash test's kill after this request must still come
+                # when a slow moment made the sender give up on the answer.
                 if receiver.on_request:
                     receiver.on_request(got, "after")
 

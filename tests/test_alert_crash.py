@@ -126,6 +126,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_only_in_the_window(
                 worker.stdin.flush()
                 pid = int(read_line(worker.stdout).split()[1])
                 killer.arm(pid)
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
                 code = int(read_line(worker.stdout).split()[1])
                 kills += code == -signal.SIGKILL
                 killer.pid = 0
