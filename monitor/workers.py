@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import TYPE_CHECKING
@@ -121,6 +122,12 @@ class WorkerContext(SpawnContext):
     that imports nothing heavy (defined in monitor.pipeline, it would import the daemon)."""
 
     Process = WorkerProcess
+
+
+def started() -> float:
+    """A first task: it runs once the initializer has imported the stages, and returns the
+    CPU seconds this worker spent starting."""
+    return time.process_time()
 
 
 def extract(html: bytes, url: str, content_type: str | None) -> ExtractedPage:

@@ -103,6 +103,30 @@ def test_workers_import_their_stages_and_not_the_daemon() -> None:
     assert not packages & (DAEMON_ONLY | {"py3langid", "numpy"})
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_extractor_starts_its_workers_and_model_before_the_first_page(workers: int) -> None:
+    from monitor import language
+
+    extractor = Extractor(workers)
+    try:
+        loop = asyncio.new_event_loop()
+        try:
+            startup = loop.run_until_complete(extractor.ready())
+        finally:
+            loop.close()
+        # Every worker is up (spawned, stages imported) though no page was handed over yet.
+        processes = getattr(extractor._pool, "_processes", None) or {}
+        alive = [p for p in processes.values() if p.is_alive()]
+    finally:
+        extractor.close()
+    assert language._loaded, "the language model is loaded by the time the extractor is ready"
+    if workers:
+        assert len(alive) == workers
+        assert startup > 0.05 * workers  # each spent CPU importing trafilatura and lxml
+    else:
+        assert (alive, startup) == ([], 0.0)  # a thread pool has nothing to start
+
+
 def test_the_daemon_does_not_import_the_extraction_code() -> None:
     code = (
         "import sys, monitor.cli, monitor.daemon; "
