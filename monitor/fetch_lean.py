@@ -154,7 +154,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple) and peername:
-            self.peer = _ip(str(peername[0]))
+            self.peer = parse_ip(str(peername[0]))
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -383,7 +383,7 @@ class LeanPool:
         if not idle:
             return None
         now = self.monotonic()
-        allowed = None if addresses is None else {_ip(a) for a in addresses} - {None}
+        allowed = None if addresses is None else {parse_ip(a) for a in addresses} - {None}
         # The most recently used first: the least likely to be closed.
         for conn in reversed(list(idle)):
             if not conn.usable(now):
@@ -557,9 +557,9 @@ def parse_head(data: bytes) -> Head | None:
     return Head(status, match["reason"] or b"", headers, keep_alive, end)
 
 
-def _ip(text: str) -> IPAddress | None:
-    """An address as ipaddress reads it (scope and IPv4-mapped form aside), so that the guard's
-    spelling and the socket's compare equal; None for what is not an address."""
+def parse_ip(text: str) -> IPAddress | None:
+    """An address as ipaddress reads it (scope and IPv4-mapped form aside), so that the guard's,
+    the resolver's and the socket's spellings compare equal; None for what is not an address."""
     try:
         ip = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:

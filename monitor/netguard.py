@@ -22,8 +22,8 @@ from enum import StrEnum
 import httpx
 
 from monitor.fetch import FetchRefused, UrlGuard
+from monitor.fetch_lean import IPAddress, parse_ip
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the addresses it resolves to (tests inject their own).
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -178,7 +178,7 @@ class NetGuard:
             if not ok and kind in PRIVATE_KINDS:
                 if feed_addresses is None:
                     feed_addresses = await self._feed_addresses(feed_url, port)
-                ok = _normal(address) in feed_addresses
+                ok = parse_ip(address) in feed_addresses
             if ok:
                 allowed.append(address)
             elif refused is None:
@@ -217,7 +217,8 @@ class NetGuard:
             feed_host, feed_port = _host_port(feed_url, "feed URL")
             if _site_port(feed_port) != _site_port(port):
                 return set()
-            return {_normal(a) for a in await self._resolve(feed_host, feed_port)}
+            resolved = await self._resolve(feed_host, feed_port)
+            return {ip for a in resolved if (ip := parse_ip(a)) is not None}
         except (FetchRefused, httpx.HTTPError, OSError):
             return set()
 
@@ -237,13 +238,6 @@ def _host_port(url: str, what: str) -> tuple[str, int]:
 def _site_port(port: int) -> int | None:
     """http and https on their default ports are the same site."""
     return None if port in (80, 443) else port
-
-
-def _normal(address: str | IPAddress) -> IPAddress:
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _article(kind: AddressKind) -> str:
