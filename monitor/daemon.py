@@ -147,6 +147,7 @@ class Daemon:
         try:
             async with open_pipeline(self.config, clock=self.clock) as pipeline:
                 self._pipeline = pipeline
+                pipeline.extractor.start()
                 scheduler = self._scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
                 self._schedule_feeds(scheduler)
                 self._schedule_alerts(scheduler)

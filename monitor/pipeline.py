@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -201,15 +201,22 @@ class Extractor:
             if count > 0
             else ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitor-extract")
         )
-        # The workers start (~0.5 s of imports each) and the model loads (~0.6 s) while the first
-        # feeds are fetched, not on the first article: a task per worker starts them all now.
-        self._starting = [self._pool.submit(stages.started) for _ in range(self.parallel)]
+        # The model loads (~0.6 s) while the first feeds are fetched, not on the first article.
         self._model = threading.Thread(target=warm_up, name="monitor-langid-load", daemon=True)
         self._model.start()
+        self._starting: list[Future[float]] = []
+
+    def start(self) -> None:
+        """Start every worker now (~0.5 s of imports each) rather than with the first page: the
+        daemon does, so its first poll does not wait; `monitor once` does not, so a pass where
+        nothing changed never starts them."""
+        if not self._starting:
+            self._starting = [self._pool.submit(stages.started) for _ in range(self.parallel)]
 
     async def ready(self) -> float:
-        """Wait until the workers have started and the language model is loaded; returns the
-        CPU seconds the workers spent starting (the benchmarks leave start-up out)."""
+        """Start the workers and wait until they run and the language model is loaded; returns
+        the CPU seconds the workers spent starting (the benchmarks leave start-up out)."""
+        self.start()
         started = await asyncio.gather(*(asyncio.wrap_future(f) for f in self._starting))
         await asyncio.to_thread(self._model.join)
         return sum(started) if isinstance(self._pool, ProcessPoolExecutor) else 0.0

@@ -109,6 +109,7 @@ def test_the_extractor_starts_its_workers_and_model_before_the_first_page(worker
 
     extractor = Extractor(workers)
     try:
+        idle = dict(getattr(extractor._pool, "_processes", None) or {})
         loop = asyncio.new_event_loop()
         try:
             startup = loop.run_until_complete(extractor.ready())
@@ -119,12 +120,30 @@ def test_the_extractor_starts_its_workers_and_model_before_the_first_page(worker
         alive = [p for p in processes.values() if p.is_alive()]
     finally:
         extractor.close()
+    assert idle == {}  # nothing starts them before they are asked for
     assert language._loaded, "the language model is loaded by the time the extractor is ready"
     if workers:
         assert len(alive) == workers
         assert startup > 0.05 * workers  # each spent CPU importing trafilatura and lxml
     else:
         assert (alive, startup) == ([], 0.0)  # a thread pool has nothing to start
+
+
+def test_a_pass_over_unchanged_feeds_starts_no_worker(newsroom: Newsroom, tmp_path: Path) -> None:
+    url = newsroom.add_feed("/feed.xml", [])
+    path = tmp_path / "monitor.yaml"
+    path.write_text(f"database: m.db\nworkers: 2\nfeeds:\n  - {{name: F, url: '{url}'}}\n")
+    config = load_config(path)
+
+    async def go() -> tuple[list[PollOutcome], dict[int, object]]:
+        async with open_pipeline(config, clock=FakeClock(START)) as pipeline:
+            outcomes = await pipeline.run_once(config.feeds)
+            return outcomes, dict(getattr(pipeline.extractor._pool, "_processes", None) or {})
+
+    (first,), _ = asyncio.run(go())  # the feed is parsed on the pool
+    (again,), processes = asyncio.run(go())
+    assert (first.status, again.status) == ("ok", "unchanged")
+    assert processes == {}  # `monitor once` on unchanged feeds pays for no worker start-up
 
 
 def test_the_daemon_does_not_import_the_extraction_code() -> None:
