@@ -18,7 +18,8 @@ with developments and corpus statistics kept in memory as the store would keep t
   only, the protocol before regrouping). The member-pair model of ``regroup`` is fitted on
   pairs of the training topics, and its threshold tuned on sub-streams of 3 training topics
   (the size of a held-out fold) pre-seeded with the other training topics' statistics, then the
-  contrastive split's ``split_threshold`` the same way;
+  contrastive split's ``split_threshold`` and the linkage's ``name_veto`` the same way
+  (``--folds 2,4``: only those folds);
 - the alerts the replay would send (developments opened; 42 gold events is ideal), also after
   ``find_merges``;
 - a single-pass TF-IDF cosine baseline through the same code (only the cosine feature; in the
@@ -85,6 +86,7 @@ MERGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 REGROUP_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 REGROUP_TIE = 0.005  # training F1 differences below this do not choose the regroup threshold
 SPLIT_THRESHOLDS = (0.8, 0.85, 0.9, 0.95, 2.0)  # split_threshold candidates (2.0: no split)
+NAME_VETOES = (0.7, 0.8, 0.9, 2.0)  # name_veto candidates (2.0: no veto)
 POLL = 10  # articles per poll: the service regroups the developments a poll touched after it
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # 496 articles inside 4.2 hours: all within the window
@@ -369,13 +371,18 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     topics = sorted({d.topic for d in docs})
     parts = [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
 
+    memo: dict[ClusterParams, float] = {}
+
     def sub_stream_f1(candidate: ClusterParams) -> float:
+        if candidate in memo:  # the replays are deterministic: each setting is scored once
+            return memo[candidate]
         f1s = []
         for part in parts:
             sub = [d for d in docs if d.topic in part]
             prior = corpus_of([d for d in docs if d.topic not in part]) if seeded else None
             f1s.extend(score(sub, candidate, seed, prior, POLL)[2] for seed in TUNE_SEEDS)
-        return statistics.mean(f1s)
+        memo[candidate] = statistics.mean(f1s)
+        return memo[candidate]
 
     scores = [
         (sub_stream_f1(replace(fitted, regroup_threshold=threshold)), threshold)
@@ -396,7 +403,13 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     ]
     best = max(f1 for f1, _ in split_scores)
     chosen = min(t for f1, t in split_scores if f1 >= best - REGROUP_TIE)
-    return replace(fitted, split_threshold=chosen)
+    fitted = replace(fitted, split_threshold=chosen)
+    # The name veto, then, at those thresholds, by the same rule: the lowest within REGROUP_TIE
+    # of the best (the most vetoes: the fewest look-alikes joined).
+    veto_scores = [(sub_stream_f1(replace(fitted, name_veto=veto)), veto) for veto in NAME_VETOES]
+    best = max(f1 for f1, _ in veto_scores)
+    chosen = min(v for f1, v in veto_scores if f1 >= best - REGROUP_TIE)
+    return replace(fitted, name_veto=chosen)
 
 
 def folds(docs: Sequence[Doc]) -> list[list[int]]:
@@ -490,7 +503,7 @@ def describe(params: ClusterParams) -> str:
         f"join_threshold={params.join_threshold} "
         f"join_threshold_single={params.join_threshold_single} "
         f"merge_threshold={params.merge_threshold} regroup_threshold={params.regroup_threshold} "
-        f"split_threshold={params.split_threshold}"
+        f"split_threshold={params.split_threshold} name_veto={params.name_veto}"
         f"\n  bias={params.bias} {coefs}\n  pair_bias={params.pair_bias} {pair}"
     )
 
@@ -527,7 +540,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cv-baseline", action="store_true", help="also cross-validate the cosine baseline"
     )
+    parser.add_argument(
+        "--folds",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="cross-validate only these folds (e.g. 2,4; for quick experiments)",
+    )
     args = parser.parse_args(argv)
+    if args.folds is not None and not set(args.folds) <= set(range(N_FOLDS)):
+        parser.error(f"--folds: fold numbers are 0 to {N_FOLDS - 1}")
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return 0
@@ -552,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pair_coefs",
             "regroup_threshold",
             "split_threshold",
+            "name_veto",
         )
         same = all(getattr(fitted, f) == getattr(shipped, f) for f in fields)
         print(f"fitted on all topics: {describe(fitted)}")
@@ -565,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         decision_cost(docs, shipped)
         return 0
     if args.only == "cv":
-        cross_validate(docs, shipped, args.cv_baseline, not args.no_prior)
+        cross_validate(docs, shipped, args.cv_baseline, not args.no_prior, args.folds)
         print(f"\n({time.monotonic() - started:.0f} s)")
         return 0
     evaluate(docs, shipped)
@@ -586,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  seed {seed}: {folded}/{total} = {folded / total:.1%}")
 
     if not args.quick and args.only != "stream":
-        cross_validate(docs, shipped, args.cv_baseline, not args.no_prior)
+        cross_validate(docs, shipped, args.cv_baseline, not args.no_prior, args.folds)
     print(f"\n({time.monotonic() - started:.0f} s)")
     return 0
 
@@ -674,7 +695,11 @@ COSINE_THRESHOLDS = (0.2, 0.25, 0.3, 0.35)
 
 
 def cross_validate(
-    docs: Sequence[Doc], shipped: ClusterParams, baseline: bool, seeded: bool = True
+    docs: Sequence[Doc],
+    shipped: ClusterParams,
+    baseline: bool,
+    seeded: bool = True,
+    only: Sequence[int] | None = None,
 ) -> None:
     print(f"\ncross-validation by ECB+ topic ({N_FOLDS} folds): model and thresholds fitted on the")
     print("other topics, held-out topics replayed alone, the document frequencies pre-seeded with")
@@ -686,6 +711,8 @@ def cross_validate(
     regrouped_f1: list[float] = []
     base_f1: list[float] = []
     for n, topics in enumerate(folds(docs)):
+        if only is not None and n not in only:
+            continue
         train = [d for d in docs if d.topic not in topics]
         test = [d for d in docs if d.topic in topics]
         gold = {d.index: d.event for d in test}
@@ -702,7 +729,8 @@ def cross_validate(
         line = (
             f"  fold {n} topics {topics} (thresholds {params.join_threshold_single}/"
             f"{params.join_threshold}, merge {params.merge_threshold}, regroup "
-            f"{params.regroup_threshold}, split {params.split_threshold}): F1 {fmt(f1s)} "
+            f"{params.regroup_threshold}, split {params.split_threshold}, name veto "
+            f"{params.name_veto}): F1 {fmt(f1s)} "
             f"mean {statistics.mean(f1s):.4f} | "
             f"merged {statistics.mean(merged):.4f} | regrouped {fmt(rf1s)} mean "
             f"{statistics.mean(rf1s):.4f} | alerts {statistics.mean(r.opened for r in runs):.1f}, "

@@ -1,9 +1,10 @@
-"""The contrastive split of regrouping, on hand-written, real-looking articles: two players of one
-team arrested for drunk driving on the same day (look-alikes a pair model joins), and one
-climbing accident told from several angles (must stay whole)."""
+"""The contrastive split and the name veto of regrouping, on hand-written, real-looking articles:
+two players of one team arrested for drunk driving on the same day (look-alikes a pair model
+joins), and one climbing accident told from several angles (must stay whole)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from monitor.cluster import (
     regroup,
 )
 from monitor.cluster.contrast import bisect, contrast, contrastive_split, local_vectors
+from monitor.cluster.linkage import average_linkage, name_contrast
 from monitor.cluster.similarity import Weigher
 from tests.test_cluster import BACKGROUND, T0
 
@@ -247,3 +249,80 @@ def test_find_merges_keeps_apart_what_regrouping_split() -> None:
     eager = replace(PARAMS, merge_threshold=0.0)
     assert find_merges(devs, stats, eager) == [(1, 2)]
     assert find_merges(devs, stats, eager, apart=[(2, 1)]) == []
+
+
+def _names(docs: list[DocFeatures]) -> Counter[str]:
+    return Counter(n for d in docs for n in set(d.names))
+
+
+def test_name_contrast_is_the_weaker_group_s_best_own_name() -> None:
+    a = Counter({"price": 4, "hawks": 4})
+    b = Counter({"kowal": 3, "hawks": 4, "price": 1})
+    # Group a: "price" in 4 of 4, in 1 of b's 4: 0.75; group b: "kowal" 3 of 4, none of a: 0.75.
+    assert name_contrast(a, 4, b, 4) == 0.75
+    # A group whose names the other carries as often has none of its own.
+    assert name_contrast(Counter({"hawks": 4}), 4, a, 4) == 0.0
+    price, kowal = _feats(PRICE), _feats(KOWAL)
+    assert name_contrast(_names(price), 4, _names(kowal), 4) == 1.0  # "price" / "kowal"
+
+
+def _linkage(names: dict[int, set[str]], veto: float, n: int = 8) -> list[list[int]]:
+    sums = {a: {b: 0.9 for b in range(n) if b != a} for a in range(n)}  # all look alike
+    return average_linkage(
+        range(n), dict.fromkeys(range(n), 1), sums, 0.4, names=names, name_veto=veto
+    )
+
+
+def test_the_veto_keeps_two_groups_with_names_of_their_own_apart() -> None:
+    names = {i: {"hawks", "price" if i < 4 else "kowal"} for i in range(8)}
+    assert _linkage(names, 0.7) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert _linkage(names, 2.0) == [list(range(8))]  # off
+    # Groups of three are too small to veto.
+    small = {i: {"hawks", "price" if i < 3 else "kowal"} for i in range(6)}
+    assert _linkage(small, 0.7, 6) == [list(range(6))]
+
+
+def test_the_veto_joins_when_one_group_has_no_name_of_its_own() -> None:
+    # The second four carry only names the first four carry too: one event, some outlets terser.
+    names = {i: {"hawks", "price"} | ({"darnell"} if i < 4 else set()) for i in range(8)}
+    assert _linkage(names, 0.7) == [list(range(8))]
+    # A name of its own in only half of a group is not enough at 0.7.
+    half = {
+        i: {"hawks"} | ({"price"} if i < 4 else {"kowal"} if i < 6 else set()) for i in range(8)
+    }
+    assert _linkage(half, 0.7) == [list(range(8))]
+
+
+def test_regroup_with_the_veto_keeps_look_alike_arrests_apart() -> None:
+    price, kowal = _feats(PRICE), _feats(KOWAL)
+    stats = _stats(price, kowal)
+    # Each article its own development, as decisions might have left them (interleaved).
+    interleaved = [f for pair in zip(price, kowal, strict=True) for f in pair]
+    singles = [_dev(i + 1, [f], start=i) for i, f in enumerate(interleaved)]
+    no_split = replace(PARAMS, split_threshold=2.0)  # the veto alone
+    assert PARAMS.name_veto <= 1.0
+    moves = regroup(singles, stats, no_split)
+    # Price's articles (developments 1, 3, 5, 7) go to 1, Kowal's (2, 4, 6, 8) to 2.
+    assert {(m.item_id, m.to_development) for m in moves} == {
+        (300, 1),
+        (500, 1),
+        (700, 1),
+        (400, 2),
+        (600, 2),
+        (800, 2),
+    }
+    # Without the veto the pair probabilities join all eight into one development.
+    joined = regroup(singles, stats, replace(no_split, name_veto=2.0))
+    assert {m.to_development for m in joined} == {1}
+    assert sorted(m.item_id for m in joined) == [200, 300, 400, 500, 600, 700, 800]
+
+
+def test_regroup_with_the_veto_still_joins_one_event_split_in_two() -> None:
+    climber = _feats(CLIMBER)
+    stats = _stats(climber)
+    # Both halves name Liam Forde, Mount Ardent and Westport: no name of their own.
+    assert name_contrast(_names(climber[:4]), 4, _names(climber[4:]), 4) < PARAMS.name_veto
+    two = [_dev(1, climber[:4]), _dev(2, climber[4:], start=4)]
+    moves = regroup(two, stats, PARAMS)
+    assert sorted(m.item_id for m in moves) == [200, 201, 202, 203]
+    assert {m.to_development for m in moves} == {1}

@@ -124,6 +124,13 @@ class ClusterParams:
     # ``regroup_threshold``; above 1 it is off).
     split_threshold: float = 0.8  # contrast a group's two halves need to be split
     split_min_part: int = 4  # articles (units) each half needs
+    # The name veto of ``regroup``'s average linkage: two groups of 4+ articles (units)
+    # stay apart when each has a name of its own (``linkage.name_contrast``: the weaker group's
+    # best share of its articles carrying a name minus the other group's share reaches this).
+    # Look-alike events differ in who is involved (two players of one team arrested the same
+    # weekend) while their pair probabilities join them; tuned by the bench after
+    # ``split_threshold``; above 1 it is off.
+    name_veto: float = 0.7
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
@@ -484,7 +491,8 @@ def regroup(
     the member-pair model (``member_pair_features``), and groups are joined, most probable first,
     while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
     with average linkage, from single articles; duplicates stay with what they repeat; a story and
-    its turn stay apart). A group whose contrastive bisection (``contrast.contrastive_split``:
+    its turn stay apart; two groups of ``NAME_VETO_MIN``+ articles each with a name of its own
+    stay apart: ``name_veto``). A group whose contrastive bisection (``contrast.contrastive_split``:
     local IDF, each half a headline term the other lacks) reaches ``split_threshold`` becomes its
     two halves, even when the regrouping itself is not applied (below ``regroup_gain``). Each
     group then keeps the development holding most of its members; groups left without one are
@@ -531,7 +539,15 @@ def regroup(
                 sums[a][b] = s
                 sums[b][a] = s
     pair_sums = {a: dict(row) for a, row in sums.items()}  # average_linkage consumes ``sums``
-    groups = average_linkage(reps, weight, sums, params.regroup_threshold)
+    groups = average_linkage(
+        reps,
+        weight,
+        sums,
+        params.regroup_threshold,
+        names={r: feats[r].names.keys() for r in reps},
+        name_veto=params.name_veto,
+        veto_min=NAME_VETO_MIN,
+    )
     # Hysteresis: the regrouping must beat the developments as they are by a margin, or members
     # would flip back and forth between two nearly equal groupings poll after poll.
     dev_of = {m.item_id: dev_id for m, dev_id in members}
@@ -575,6 +591,7 @@ def _split_contrasting(
     return sorted(out, key=lambda g: g[0])
 
 
+NAME_VETO_MIN = 4  # articles (units) each group needs for the name veto (as a split's halves)
 PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)
 
 

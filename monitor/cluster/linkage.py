@@ -1,13 +1,14 @@
 """Agglomerative clustering with average linkage over sparse pair sums.
 
 Shared by ``decide.regroup`` (members joined while their average pair probability reaches a
-threshold) and ``contrast.bisect`` (a group cut in two). Pure.
+threshold; with the name veto) and ``contrast.bisect`` (a group cut in two). Pure.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 
 
 def average_linkage(
@@ -17,6 +18,9 @@ def average_linkage(
     threshold: float,
     *,
     until: int = 1,
+    names: Mapping[int, Collection[str]] | None = None,
+    name_veto: float = 2.0,
+    veto_min: int = 4,
 ) -> list[list[int]]:
     """The groups of ``reps`` (each sorted; groups by first member), joined most similar first.
 
@@ -24,9 +28,15 @@ def average_linkage(
     item counting ``weight`` times; a pair of groups is as similar as their sum over the product
     of their weights. Joining stops below ``threshold`` or at ``until`` groups. ``sums`` is
     consumed: pass a copy if it is needed afterwards.
+
+    Name veto: with ``names`` (each rep's names), two groups of ``veto_min`` reps or more are not
+    joined when each has a name of its own: ``name_contrast`` of the two reaches ``name_veto``
+    (above 1: never). The pair stays apart until one of them joins another group.
     """
     size = dict(weight)
     items = {r: [r] for r in reps}
+    veto = names is not None and name_veto <= 1.0
+    counts = {r: Counter(set(names[r])) for r in reps} if names is not None and veto else {}
     heap = [
         (-s / (size[a] * size[b]), a, b) for a, row in sums.items() for b, s in row.items() if a < b
     ]
@@ -38,6 +48,13 @@ def average_linkage(
             continue
         if -neg < threshold:
             break
+        if (
+            veto
+            and len(items[a]) >= veto_min
+            and len(items[b]) >= veto_min
+            and name_contrast(counts[a], len(items[a]), counts[b], len(items[b])) >= name_veto
+        ):
+            continue
         new = next_id
         next_id += 1
         row_a, row_b = sums.pop(a), sums.pop(b)
@@ -54,7 +71,21 @@ def average_linkage(
         sums[new] = row
         size[new] = size.pop(a) + size.pop(b)
         items[new] = items.pop(a) + items.pop(b)
+        if veto:
+            counts[new] = counts.pop(a) + counts.pop(b)
         for k, s in row.items():
             lo, hi = (k, new) if k < new else (new, k)
             heapq.heappush(heap, (-s / (size[new] * size[k]), lo, hi))
     return sorted((sorted(g) for g in items.values()), key=lambda g: g[0])
+
+
+def name_contrast(a: Counter[str], size_a: int, b: Counter[str], size_b: int) -> float:
+    """How much each of two groups has a name of its own: per group, the best (share of its
+    members carrying a name) - (share of the other group's members carrying it); the smaller of
+    the two groups' values (0 when a group has no name the other carries less often)."""
+    best = []
+    for own, n_own, other, n_other in ((a, size_a, b, size_b), (b, size_b, a, size_a)):
+        best.append(
+            max((c / n_own - other.get(t, 0) / n_other for t, c in own.items()), default=0.0)
+        )
+    return max(0.0, min(best))
