@@ -23,6 +23,7 @@ from monitor.cluster import (
     find_merges,
     regroup,
 )
+from monitor.cluster.decide import turn_cues
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 
@@ -149,9 +150,9 @@ class Topic:
             self.stats.add(features(title, text, "en"))
 
     def arrive(
-        self, article: tuple[str, str], seen: datetime, guid: str | None = None
+        self, article: tuple[str, str], seen: datetime, guid: str | None = None, lang: str = "en"
     ) -> tuple[int, Decision]:
-        feats = features(article[0], article[1], "en")
+        feats = features(article[0], article[1], lang)
         self.stats.add(feats)
         item_id = self.next_item
         self.next_item += 1
@@ -269,6 +270,82 @@ def test_a_turn_inside_the_window_is_still_a_new_development() -> None:
     plain = Topic(params=ClusterParams(detect_turns=False))
     plain.arrive(PARADE_ANNOUNCED, T0)
     assert plain.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))[1].relation == "report"
+
+
+# The same turn followed in Russian and Korean outlets: announced, cancelled, cancelled again.
+TURN_STORIES = {
+    "ru": (
+        (
+            "В Пхеньяне пройдёт военный парад в честь годовщины армии",
+            "Власти КНДР проведут военный парад в Пхеньяне 8 февраля, сообщило агентство ЦТАК в "
+            "понедельник.\nНа площади Ким Ир Сена покажут новые ракеты, на трибуне ожидается "
+            "делегация министерства обороны России.\nПодготовка к параду идёт на аэродроме Мирим, "
+            "где с января тренируются тысячи военных.",
+        ),
+        (
+            "КНДР отменила военный парад в Пхеньяне",
+            "Власти КНДР отменили военный парад в Пхеньяне, запланированный на 8 февраля, "
+            "сообщило агентство ЦТАК в четверг.\nДелегация министерства обороны России на площадь "
+            "Ким Ир Сена не приедет, говорится в сообщении.\nПричины решения не названы; на "
+            "аэродроме Мирим тренировки прекращены.",
+        ),
+        (
+            "Парад в Пхеньяне отменён, сообщает ЦТАК",
+            "Военный парад на площади Ким Ир Сена 8 февраля отменён, передаёт ЦТАК со ссылкой на "
+            "власти КНДР.\nРоссийская военная делегация визит отложила. Тренировки на аэродроме "
+            "Мирим прекращены.",
+        ),
+    ),
+    "ko": (
+        (
+            "북한, 다음 달 평양서 열병식 개최",
+            "북한이 다음 달 8일 평양 김일성광장에서 건군절 열병식을 개최한다고 조선중앙통신이 "
+            "월요일 보도했다.\n열병식에는 새 미사일이 등장할 것으로 보이며 러시아 국방부 대표단이 "
+            "참석할 예정이다.\n평양 미림비행장에서는 1월부터 수천 명의 병력이 훈련을 하고 있다.",
+        ),
+        (
+            "북한, 평양 열병식 전격 취소",
+            "북한이 다음 달 8일 평양 김일성광장에서 열 예정이던 건군절 열병식을 취소했다고 "
+            "조선중앙통신이 목요일 보도했다.\n러시아 국방부 대표단의 방문도 취소됐다고 통신은 "
+            "전했다.\n평양 미림비행장의 훈련도 중단된 것으로 알려졌다.",
+        ),
+        (
+            "평양 열병식 취소…러 대표단 방북 무산",
+            "조선중앙통신은 김일성광장 건군절 열병식이 취소됐다고 전했다. 러시아 국방부 대표단의 "
+            "방북도 무산됐다.\n미림비행장 훈련은 중단됐다.",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", ["ru", "ko"])
+def test_a_turn_is_read_in_russian_and_korean_leads_too(lang: str) -> None:
+    announced, cancelled, cancelled_again = TURN_STORIES[lang]
+    topic = Topic()
+    topic.arrive(announced, T0, lang=lang)
+    _, turn = topic.arrive(cancelled, T0 + timedelta(days=2), lang=lang)
+    _, again = topic.arrive(cancelled_again, T0 + timedelta(days=2, hours=3), lang=lang)
+    assert turn.relation == "first"
+    assert (again.relation, again.development_id) == ("report", 2)
+    plain = Topic(params=ClusterParams(detect_turns=False))
+    plain.arrive(announced, T0, lang=lang)
+    assert plain.arrive(cancelled, T0 + timedelta(days=2), lang=lang)[1].relation == "report"
+
+
+@pytest.mark.parametrize(
+    ("lang", "lead", "cues"),
+    [
+        ("ru", "Министр обороны подал в отставку", {"resign"}),
+        ("ru", "Суд аннулировал результаты выборов", {"reverse"}),
+        ("ru", "Министр перенёс операцию на сердце", set()),  # "перенёс": not a cue (two senses)
+        ("ko", "국방장관 전격 사퇴", {"resign"}),
+        ("ko", "정상회담 연기됐다", {"cancel"}),
+        ("ko", "배우의 연기 호평", set()),  # 연기: acting, not postponed
+        ("en", "Summit postponed as minister resigns", {"cancel", "resign"}),
+    ],
+)
+def test_turn_cues_by_language(lang: str, lead: str, cues: set[str]) -> None:
+    assert turn_cues(features(lead, "", lang).lead) == cues
 
 
 def test_window_expiry_opens_a_new_development() -> None:

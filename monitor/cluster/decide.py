@@ -53,6 +53,7 @@ from monitor.cluster.similarity import (
 )
 from monitor.cluster.similarity import pair_features as _pair_features
 from monitor.cluster.stats import DocFreqs
+from monitor.cluster.text import fold
 
 Relation = Literal["first", "report", "duplicate"]
 
@@ -88,7 +89,8 @@ DEFAULT_PAIR_COEFS = (  # in the order of PAIR_FEATURE_NAMES
 assert len(DEFAULT_PAIR_COEFS) == len(PAIR_FEATURE_NAMES)
 
 
-# Stems (English Snowball) of words that turn a story, by the kind of turn.
+# Stems (English and Russian Snowball) of words that turn a story, by the kind of turn. Words
+# with an everyday second sense are left out ("перенёс": postponed, or went through an operation).
 TURN_CUES = {
     "cancel": "cancel",
     "scrap": "cancel",
@@ -99,7 +101,32 @@ TURN_CUES = {
     "revok": "reverse",
     "rescind": "reverse",
     "resign": "resign",
+    "отмен": "cancel",  # отменить, отменён, отменили
+    "отм": "cancel",  # отмена
+    "отлож": "cancel",  # отложить, отложен
+    "аннулирова": "reverse",  # аннулировали, аннулирован
+    "аннулирован": "reverse",  # аннулирование
+    "упраздн": "reverse",  # упразднить
+    "отставк": "resign",  # отставка, подал в отставку
 }
+# Korean is not stemmed: a word is its stem followed by particles or endings ("취소했다"), so
+# these are prefixes, folded as the features fold words (NFKD: syllables become jamo). "연기"
+# alone also means acting or smoke: only its verb forms count.
+_TURN_PREFIXES_KO = {
+    "취소": "cancel",
+    "무산": "cancel",
+    "연기했": "cancel",
+    "연기됐": "cancel",
+    "연기된": "cancel",
+    "연기하기로": "cancel",
+    "철회": "reverse",
+    "번복": "reverse",
+    "폐지": "reverse",
+    "사임": "resign",
+    "사퇴": "resign",
+}
+TURN_PREFIXES_KO = {fold(prefix): cue for prefix, cue in _TURN_PREFIXES_KO.items()}
+_JAMO = ("\u1100", "\u11ff")  # a folded Korean word starts with a leading consonant jamo
 
 
 @dataclass(frozen=True)
@@ -255,14 +282,21 @@ def turns(doc: DocFeatures, dev: DevelopmentView) -> bool:
 
     The story that turns is a new development even inside the window: "parade announced" and
     "parade cancelled" share every name. Cues are read in the title and lead only, where the news
-    is, and only in English stems for now.
+    is: English and Russian stems, Korean word prefixes (``TURN_CUES``, ``TURN_PREFIXES_KO``).
     """
     cues = turn_cues(doc.lead)
     return bool(cues) and not cues <= turn_cues(dev.profile.lead)
 
 
 def turn_cues(lead: Iterable[str]) -> set[str]:
-    return {TURN_CUES[t] for t in lead if t in TURN_CUES}
+    found = set()
+    for term in lead:
+        cue = TURN_CUES.get(term)
+        if cue is None and term and _JAMO[0] <= term[0] <= _JAMO[1]:
+            cue = next((c for p, c in TURN_PREFIXES_KO.items() if term.startswith(p)), None)
+        if cue is not None:
+            found.add(cue)
+    return found
 
 
 def in_window(dev: DevelopmentView, when: datetime, window: timedelta) -> bool:
