@@ -19,6 +19,8 @@ XPath 1.0 semantics kept here: an absent attribute's string value is ``''``; a s
 (``@id|@class``) reads as its first member in document order, which for one element's
 attributes is their order in the markup; ``@a='x'`` holds if any member equals ``'x'``; the
 ``re`` functions search (not match) with Python's ``re``, as lxml does, flag ``i`` ignoring case.
+A comment, PI or entity as the context, and a tree from an XML parser that carries a DTD, go to
+lxml (see ``_without_dtd``).
 """
 
 from __future__ import annotations
@@ -193,7 +195,9 @@ class _Parser:
             if ":" in name:
                 raise Unsupported(f"a prefixed name {name}")
             literal = self.literal()
-            return f"any(_string(_c) == {literal!r} for _c in _el.iterchildren({name!r}))"
+            # lxml compares each child itself: libxml2's node-set = string skips a child whose text
+            # starts inside an entity reference (its hash ignores them), so string() == would differ.
+            return f"any(_equals(_c, value={literal!r}) for _c in _el.iterchildren({name!r}))"
         if name == "not":
             self.take("punct", "(")
             inner = self.or_expr()
@@ -246,9 +250,18 @@ def _first(element: Any, names: tuple[str, ...]) -> str:
     return ""
 
 
-def _string(element: Any) -> str:
-    """XPath's string value of an element: all the text inside it."""
-    return str(element.xpath("string()"))
+def _without_dtd(node: etree._Element) -> bool:
+    """No DTD lends the tree attributes: for an absent attribute ``_el.get()`` returns a default
+    from a DTD's <!ATTLIST>, which XPath's ``@attr`` does not see, and libxml2's ``@a='x'`` misses
+    a value holding an entity reference. lxml.html's parser (trafilatura's) reads no DTD."""
+    tree = node.getroottree()
+    if isinstance(tree.parser, etree.HTMLParser):
+        return True
+    info = tree.docinfo
+    return info.internalDTD is None and info.externalDTD is None
+
+
+_equals = etree.XPath(". = $value")  # a child element's string value equals a literal, as lxml
 
 
 class FastXPath:
@@ -265,8 +278,11 @@ class FastXPath:
         self._tags = tags
 
     def __call__(self, node: Any, **variables: Any) -> Any:
-        if variables or not isinstance(node, etree._Element):
+        # A comment, PI or entity is an _Element too, but lxml refuses it as a context (ValueError).
+        if variables or not isinstance(node, etree._Element) or not isinstance(node.tag, str):
             return self.original(node, **variables)
+        if not _without_dtd(node):
+            return self.original(node)
         return self._select(self._candidates(node))
 
     def _candidates(self, node: etree._Element) -> Iterator[etree._Element]:
@@ -404,7 +420,7 @@ def _build(clauses: list[str], parser: _Parser, position: str) -> Selector:
         lines.append("                continue")
         lines.append("            _parents.add(_parent)")
     lines += ["            _out.append(_el)", "    return _out"]
-    namespace: dict[str, object] = {"_first": _first, "_string": _string, **parser.constants}
+    namespace: dict[str, object] = {"_first": _first, "_equals": _equals, **parser.constants}
     exec("\n".join(lines), namespace)
     return namespace["_select"]  # type: ignore[return-value]
 
