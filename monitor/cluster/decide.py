@@ -131,6 +131,13 @@ class ClusterParams:
     # weekend) while their pair probabilities join them; tuned by the bench after
     # ``split_threshold``; above 1 it is off.
     name_veto: float = 0.7
+    # The year veto of the same linkage: two groups of 4+ articles stay apart when one has a
+    # year the other's articles (almost) never mention (``linkage.year_contrast``: the best
+    # share of one group's articles mentioning a year that at most 10 % of the other group's
+    # mention reaches this). One-sided: reports of an old event often give no year at all
+    # (the 2008 and 2013 Internet Explorer patches: "2013" in 82 % of the 2013 reports, no year
+    # in most 2008 ones). Tuned by the bench after ``name_veto``; above 1 it is off.
+    year_veto: float = 0.8
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
@@ -492,7 +499,8 @@ def regroup(
     while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
     with average linkage, from single articles; duplicates stay with what they repeat; a story and
     its turn stay apart; two groups of ``NAME_VETO_MIN``+ articles each with a name of its own
-    stay apart: ``name_veto``). A group whose contrastive bisection (``contrast.contrastive_split``:
+    stay apart: ``name_veto``, and so do two such groups when one has a year the other never
+    mentions: ``year_veto``). A group whose contrastive bisection (``contrast.contrastive_split``:
     local IDF, each half a headline term the other lacks) reaches ``split_threshold`` becomes its
     two halves, even when the regrouping itself is not applied (below ``regroup_gain``). Each
     group then keeps the development holding most of its members; groups left without one are
@@ -547,6 +555,8 @@ def regroup(
         names={r: feats[r].names.keys() for r in reps},
         name_veto=params.name_veto,
         veto_min=NAME_VETO_MIN,
+        years={r: feats[r].years for r in reps},
+        year_veto=params.year_veto,
     )
     # Hysteresis: the regrouping must beat the developments as they are by a margin, or members
     # would flip back and forth between two nearly equal groupings poll after poll.
@@ -591,7 +601,7 @@ def _split_contrasting(
     return sorted(out, key=lambda g: g[0])
 
 
-NAME_VETO_MIN = 4  # articles (units) each group needs for the name veto (as a split's halves)
+NAME_VETO_MIN = 4  # articles (units) each group needs for the name and year vetoes (as halves)
 PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)
 
 
