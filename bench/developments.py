@@ -369,7 +369,13 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     three of their ECB+ topics each (the size of a held-out fold), the document frequencies
     pre-seeded with the other topics' articles when ``seeded``, as the held-out replay will be."""
     bias, coefs = fit_logistic(pair_samples(docs, corpus_of(docs)))
-    fitted = replace(params, pair_bias=round(bias, 3), pair_coefs=tuple(round(c, 3) for c in coefs))
+    # The thresholds before the year veto are tuned with it off (it is tuned last, below).
+    fitted = replace(
+        params,
+        pair_bias=round(bias, 3),
+        pair_coefs=tuple(round(c, 3) for c in coefs),
+        year_veto=2.0,
+    )
     topics = sorted({d.topic for d in docs})
     parts = [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
 

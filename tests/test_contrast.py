@@ -457,3 +457,17 @@ def test_regroup_with_the_year_veto_keeps_two_patches_years_apart() -> None:
     joined = regroup(singles, stats, replace(PARAMS, year_veto=2.0))
     assert {m.to_development for m in joined} == {1}
     assert sorted(m.item_id for m in joined) == [200, 300, 400, 500, 600, 700, 800]
+
+
+def test_regroup_cuts_a_development_holding_both_patches() -> None:
+    # Decisions joined all eight into one development: the regrouping into the two events is no
+    # better than it by the margin (the cross pairs are probable), yet the year veto cuts it.
+    old, new = _feats(PATCH_OLD), _feats(PATCH_NEW)
+    stats = _stats(old, new)
+    one = [_dev(1, [f for pair in zip(old, new, strict=True) for f in pair])]
+    moves = regroup(one, stats, PARAMS, focus=[1])
+    # The 2013 reports (items 101, 103, 105, 107) leave together for a new development.
+    assert sorted(m.item_id for m in moves) == [101, 103, 105, 107]
+    assert {m.to_development for m in moves} == {None}
+    assert len({m.group for m in moves}) == 1
+    assert regroup(one, stats, replace(PARAMS, year_veto=2.0), focus=[1]) == []
