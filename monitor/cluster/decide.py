@@ -138,7 +138,7 @@ class ClusterParams:
     # mention reaches this). One-sided: reports of an old event often give no year at all
     # (the 2008 and 2013 Internet Explorer patches: "2013" in 82 % of the 2013 reports, no year
     # in most 2008 ones). Tuned by the bench after ``name_veto``; above 1 it is off.
-    year_veto: float = 0.8
+    year_veto: float = 0.7
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
