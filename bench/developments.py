@@ -18,7 +18,8 @@ with developments and corpus statistics kept in memory as the store would keep t
   only, the protocol before regrouping). The member-pair model of ``regroup`` is fitted on
   pairs of the training topics, and its threshold tuned on sub-streams of 3 training topics
   (the size of a held-out fold) pre-seeded with the other training topics' statistics, then the
-  contrastive split's ``split_threshold`` and the linkage's ``name_veto`` the same way
+  contrastive split's ``split_threshold`` and the linkage's ``name_veto`` and ``year_veto`` the
+  same way
   (``--folds 2,4``: only those folds);
 - the alerts the replay would send (developments opened; 42 gold events is ideal), also after
   ``find_merges``;
@@ -87,6 +88,7 @@ REGROUP_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 REGROUP_TIE = 0.005  # training F1 differences below this do not choose the regroup threshold
 SPLIT_THRESHOLDS = (0.8, 0.85, 0.9, 0.95, 2.0)  # split_threshold candidates (2.0: no split)
 NAME_VETOES = (0.7, 0.8, 0.9, 2.0)  # name_veto candidates (2.0: no veto)
+YEAR_VETOES = (0.7, 0.8, 0.9, 2.0)  # year_veto candidates (2.0: no veto)
 POLL = 10  # articles per poll: the service regroups the developments a poll touched after it
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # 496 articles inside 4.2 hours: all within the window
@@ -367,7 +369,13 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     three of their ECB+ topics each (the size of a held-out fold), the document frequencies
     pre-seeded with the other topics' articles when ``seeded``, as the held-out replay will be."""
     bias, coefs = fit_logistic(pair_samples(docs, corpus_of(docs)))
-    fitted = replace(params, pair_bias=round(bias, 3), pair_coefs=tuple(round(c, 3) for c in coefs))
+    # The thresholds before the year veto are tuned with it off (it is tuned last, below).
+    fitted = replace(
+        params,
+        pair_bias=round(bias, 3),
+        pair_coefs=tuple(round(c, 3) for c in coefs),
+        year_veto=2.0,
+    )
     topics = sorted({d.topic for d in docs})
     parts = [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
 
@@ -409,7 +417,12 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     veto_scores = [(sub_stream_f1(replace(fitted, name_veto=veto)), veto) for veto in NAME_VETOES]
     best = max(f1 for f1, _ in veto_scores)
     chosen = min(v for f1, v in veto_scores if f1 >= best - REGROUP_TIE)
-    return replace(fitted, name_veto=chosen)
+    fitted = replace(fitted, name_veto=chosen)
+    # The year veto last, at all of those, by the same rule.
+    year_scores = [(sub_stream_f1(replace(fitted, year_veto=veto)), veto) for veto in YEAR_VETOES]
+    best = max(f1 for f1, _ in year_scores)
+    chosen = min(v for f1, v in year_scores if f1 >= best - REGROUP_TIE)
+    return replace(fitted, year_veto=chosen)
 
 
 def folds(docs: Sequence[Doc]) -> list[list[int]]:
@@ -503,7 +516,8 @@ def describe(params: ClusterParams) -> str:
         f"join_threshold={params.join_threshold} "
         f"join_threshold_single={params.join_threshold_single} "
         f"merge_threshold={params.merge_threshold} regroup_threshold={params.regroup_threshold} "
-        f"split_threshold={params.split_threshold} name_veto={params.name_veto}"
+        f"split_threshold={params.split_threshold} name_veto={params.name_veto} "
+        f"year_veto={params.year_veto}"
         f"\n  bias={params.bias} {coefs}\n  pair_bias={params.pair_bias} {pair}"
     )
 
@@ -573,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "regroup_threshold",
             "split_threshold",
             "name_veto",
+            "year_veto",
         )
         same = all(getattr(fitted, f) == getattr(shipped, f) for f in fields)
         print(f"fitted on all topics: {describe(fitted)}")
@@ -730,7 +745,7 @@ def cross_validate(
             f"  fold {n} topics {topics} (thresholds {params.join_threshold_single}/"
             f"{params.join_threshold}, merge {params.merge_threshold}, regroup "
             f"{params.regroup_threshold}, split {params.split_threshold}, name veto "
-            f"{params.name_veto}): F1 {fmt(f1s)} "
+            f"{params.name_veto}, year veto {params.year_veto}): F1 {fmt(f1s)} "
             f"mean {statistics.mean(f1s):.4f} | "
             f"merged {statistics.mean(merged):.4f} | regrouped {fmt(rf1s)} mean "
             f"{statistics.mean(rf1s):.4f} | alerts {statistics.mean(r.opened for r in runs):.1f}, "
@@ -753,6 +768,13 @@ def cross_validate(
             base_f1.extend(base)
             line += f" | cosine>={cos_threshold}: {statistics.mean(base):.4f}"
         print(line, flush=True)
+        for topic in topics:  # B-cubed F1 of each held-out topic's articles alone, per seed
+            own = {d.index for d in test if d.topic == topic}
+            per_seed = [
+                bcubed({i: dev for i, dev in r.assigned.items() if i in own}, gold)[2]
+                for r in regrouped
+            ]
+            print(f"    topic {topic} with regroup: F1 {fmt(per_seed)}", flush=True)
     print(
         f"  held-out mean F1 {statistics.mean(held_f1):.4f} (min {min(held_f1):.4f}), "
         f"after merges {statistics.mean(merged_f1):.4f} (min {min(merged_f1):.4f}), "

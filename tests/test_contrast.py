@@ -1,6 +1,7 @@
-"""The contrastive split and the name veto of regrouping, on hand-written, real-looking articles:
-two players of one team arrested for drunk driving on the same day (look-alikes a pair model
-joins), and one climbing accident told from several angles (must stay whole)."""
+"""The contrastive split and the name and year vetoes of regrouping, on hand-written, real-looking
+articles: two players of one team arrested for drunk driving on the same day (look-alikes a pair
+model joins), one climbing accident told from several angles (must stay whole), and two emergency
+browser patches years apart, the older one reported without a year."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from monitor.cluster import (
     regroup,
 )
 from monitor.cluster.contrast import bisect, contrast, contrastive_split, local_vectors
-from monitor.cluster.linkage import average_linkage, name_contrast
+from monitor.cluster.linkage import average_linkage, name_contrast, year_contrast
 from monitor.cluster.similarity import Weigher
 from tests.test_cluster import BACKGROUND, T0
 
@@ -149,6 +150,75 @@ CLIMBER = [
 ]
 
 # The shipped threshold (``ClusterParams.split_threshold``) and part size.
+PATCH_OLD = [  # an emergency browser patch, reported without a year
+    (
+        "Microsoft rushes out emergency fix for Internet Explorer flaw",
+        "Microsoft released an emergency security update for Internet Explorer on Wednesday to "
+        "close a flaw that attackers were already using to take over Windows computers.\n"
+        "The company said users who visited a booby-trapped website could have malicious code "
+        "installed on their machines. It urged customers to install the update immediately.\n"
+        "Security researchers said the attacks were aimed at stealing passwords for online games.",
+    ),
+    (
+        "Internet Explorer users urged to install out-of-band patch",
+        "Users of Internet Explorer should install an out-of-band patch that Microsoft issued on "
+        "Wednesday, security experts said, after attacks on the browser spread quickly.\n"
+        "The flaw lets an attacker run code on a Windows computer when its user opens a rigged "
+        "web page. Microsoft rarely releases fixes outside its monthly schedule.\n"
+        "The company said the update was available through Windows Update.",
+    ),
+    (
+        "Microsoft patches Internet Explorer hole exploited by hackers",
+        "Microsoft on Wednesday patched a hole in Internet Explorer that hackers were exploiting "
+        "to install malicious software on Windows computers.\n"
+        "The emergency update covers every supported version of the browser, the company said. "
+        "Thousands of websites had been rigged to exploit the flaw.\n"
+        "Microsoft advised customers to turn on automatic updates.",
+    ),
+    (
+        "Emergency Internet Explorer update closes zero-day flaw",
+        "An emergency update for Internet Explorer released by Microsoft on Wednesday closes a "
+        "zero-day flaw that criminals used to take control of Windows computers.\n"
+        "Visiting a rigged website was enough to be infected, researchers said. The company "
+        "broke with its monthly patch cycle to release the fix.\n"
+        "Microsoft said customers with automatic updates would be protected.",
+    ),
+]
+PATCH_NEW = [  # the same kind of patch, years later, dated
+    (
+        "Microsoft issues emergency Internet Explorer fix for zero-day attacks",
+        "Microsoft issued an emergency security update for Internet Explorer on Monday, 30 "
+        "September 2013, to close a flaw attackers were using to take over Windows computers.\n"
+        "Users who visited a booby-trapped website could have malicious code installed on their "
+        "machines, the company said, and it urged customers to install the update.\n"
+        "Security researchers said the attacks targeted companies in Japan.",
+    ),
+    (
+        "Internet Explorer out-of-band patch released after attacks",
+        "Microsoft released an out-of-band patch for Internet Explorer on Monday after attacks "
+        "on the browser spread, in its second emergency fix of 2013.\n"
+        "The flaw lets an attacker run code on a Windows computer when its user opens a rigged "
+        "web page. Microsoft rarely releases fixes outside its monthly schedule.\n"
+        "The update is available through Windows Update.",
+    ),
+    (
+        "Microsoft patches Internet Explorer hole used in targeted attacks",
+        "Microsoft on Monday patched a hole in Internet Explorer that hackers were exploiting "
+        "to install malicious software on Windows computers, it said in September 2013.\n"
+        "The emergency update covers every supported version of the browser. Researchers had "
+        "found websites rigged to exploit the flaw.\n"
+        "Microsoft advised customers to turn on automatic updates.",
+    ),
+    (
+        "Emergency Internet Explorer update closes zero-day hole",
+        "An emergency update for Internet Explorer released by Microsoft on Monday closes a "
+        "zero-day hole that attackers used to take control of Windows computers in 2013.\n"
+        "Visiting a rigged website was enough to be infected, researchers said. The company "
+        "broke with its monthly patch cycle to release the fix.\n"
+        "Microsoft said customers with automatic updates would be protected.",
+    ),
+]
+
 PARAMS = ClusterParams()
 
 
@@ -326,3 +396,78 @@ def test_regroup_with_the_veto_still_joins_one_event_split_in_two() -> None:
     moves = regroup(two, stats, PARAMS)
     assert sorted(m.item_id for m in moves) == [200, 201, 202, 203]
     assert {m.to_development for m in moves} == {1}
+
+
+def test_year_contrast_is_one_group_s_year_the_other_never_mentions() -> None:
+    # One-sided: the other group may mention no year at all.
+    assert year_contrast(Counter({2013: 4}), 4, Counter(), 4) == 1.0
+    assert year_contrast(Counter(), 4, Counter({2013: 3}), 4) == 0.75
+    # A year the other group mentions in more than 10 % of its articles does not count.
+    assert year_contrast(Counter({2013: 4}), 4, Counter({2013: 1}), 4) == 0.0
+    assert year_contrast(Counter({2013: 4}), 4, Counter({2013: 1}), 10) == 1.0
+    # Both groups dated the same: nothing of their own.
+    assert year_contrast(Counter({2013: 4, 2010: 1}), 4, Counter({2013: 5}), 5) == 0.25
+
+
+def _year_linkage(years: dict[int, set[int]], veto: float, n: int = 8) -> list[list[int]]:
+    sums = {a: {b: 0.9 for b in range(n) if b != a} for a in range(n)}  # all look alike
+    return average_linkage(
+        range(n), dict.fromkeys(range(n), 1), sums, 0.4, years=years, year_veto=veto
+    )
+
+
+def test_the_year_veto_keeps_a_dated_group_apart_from_an_undated_one() -> None:
+    years = {i: {2013} if i < 4 else set() for i in range(8)}
+    assert _year_linkage(years, 0.8) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert _year_linkage(years, 2.0) == [list(range(8))]  # off
+    # Groups of three are too small to veto.
+    small = {i: {2013} if i < 3 else set() for i in range(6)}
+    assert _year_linkage(small, 0.8, 6) == [list(range(6))]
+
+
+def test_the_year_veto_joins_halves_of_one_event() -> None:
+    # Both halves date the event (one article of the second half also recalls an older year).
+    dated = {i: {2013} | ({2009} if i == 5 else set()) for i in range(8)}
+    assert _year_linkage(dated, 0.8) == [list(range(8))]
+    # A year in half of one group and none of the other is not enough at 0.8.
+    half = {i: {2013} if i < 2 else set() for i in range(8)}
+    assert _year_linkage(half, 0.8) == [list(range(8))]
+
+
+def test_regroup_with_the_year_veto_keeps_two_patches_years_apart() -> None:
+    old, new = _feats(PATCH_OLD), _feats(PATCH_NEW)
+    assert all(not f.years for f in old) and all(f.years == (2013,) for f in new)
+    # Same names, so the name veto cannot tell them apart.
+    assert name_contrast(_names(old), 4, _names(new), 4) < PARAMS.name_veto
+    stats = _stats(old, new)
+    interleaved = [f for pair in zip(old, new, strict=True) for f in pair]
+    singles = [_dev(i + 1, [f], start=i) for i, f in enumerate(interleaved)]
+    assert PARAMS.year_veto <= 1.0
+    moves = regroup(singles, stats, PARAMS)
+    # The undated reports (developments 1, 3, 5, 7) go to 1, the 2013 ones (2, 4, 6, 8) to 2.
+    assert {(m.item_id, m.to_development) for m in moves} == {
+        (300, 1),
+        (500, 1),
+        (700, 1),
+        (400, 2),
+        (600, 2),
+        (800, 2),
+    }
+    # Without the veto the pair probabilities (and the split) join all eight.
+    joined = regroup(singles, stats, replace(PARAMS, year_veto=2.0))
+    assert {m.to_development for m in joined} == {1}
+    assert sorted(m.item_id for m in joined) == [200, 300, 400, 500, 600, 700, 800]
+
+
+def test_regroup_cuts_a_development_holding_both_patches() -> None:
+    # Decisions joined all eight into one development: the regrouping into the two events is no
+    # better than it by the margin (the cross pairs are probable), yet the year veto cuts it.
+    old, new = _feats(PATCH_OLD), _feats(PATCH_NEW)
+    stats = _stats(old, new)
+    one = [_dev(1, [f for pair in zip(old, new, strict=True) for f in pair])]
+    moves = regroup(one, stats, PARAMS, focus=[1])
+    # The 2013 reports (items 101, 103, 105, 107) leave together for a new development.
+    assert sorted(m.item_id for m in moves) == [101, 103, 105, 107]
+    assert {m.to_development for m in moves} == {None}
+    assert len({m.group for m in moves}) == 1
+    assert regroup(one, stats, replace(PARAMS, year_veto=2.0), focus=[1]) == []

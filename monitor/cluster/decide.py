@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from typing import Literal
 
 from monitor.cluster.contrast import contrastive_split
 from monitor.cluster.features import DocFeatures
-from monitor.cluster.linkage import average_linkage
+from monitor.cluster.linkage import average_linkage, year_contrast
 from monitor.cluster.similarity import (
     FEATURE_NAMES,
     PAIR_FEATURE_NAMES,
@@ -158,6 +159,13 @@ class ClusterParams:
     # weekend) while their pair probabilities join them; tuned by the bench after
     # ``split_threshold``; above 1 it is off.
     name_veto: float = 0.7
+    # The year veto of the same linkage: two groups of 4+ articles stay apart when one has a
+    # year the other's articles (almost) never mention (``linkage.year_contrast``: the best
+    # share of one group's articles mentioning a year that at most 10 % of the other group's
+    # mention reaches this). One-sided: reports of an old event often give no year at all
+    # (the 2008 and 2013 Internet Explorer patches: "2013" in 82 % of the 2013 reports, no year
+    # in most 2008 ones). Tuned by the bench after ``name_veto``; above 1 it is off.
+    year_veto: float = 0.7
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
 
@@ -526,7 +534,8 @@ def regroup(
     while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
     with average linkage, from single articles; duplicates stay with what they repeat; a story and
     its turn stay apart; two groups of ``NAME_VETO_MIN``+ articles each with a name of its own
-    stay apart: ``name_veto``). A group whose contrastive bisection (``contrast.contrastive_split``:
+    stay apart: ``name_veto``, and so do two such groups when one has a year the other never
+    mentions: ``year_veto``). A group whose contrastive bisection (``contrast.contrastive_split``:
     local IDF, each half a headline term the other lacks) reaches ``split_threshold`` becomes its
     two halves, even when the regrouping itself is not applied (below ``regroup_gain``). Each
     group then keeps the development holding most of its members; groups left without one are
@@ -581,22 +590,28 @@ def regroup(
         names={r: feats[r].names.keys() for r in reps},
         name_veto=params.name_veto,
         veto_min=NAME_VETO_MIN,
+        years={r: feats[r].years for r in reps},
+        year_veto=params.year_veto,
     )
     # Hysteresis: the regrouping must beat the developments as they are by a margin, or members
     # would flip back and forth between two nearly equal groupings poll after poll.
     dev_of = {m.item_id: dev_id for m, dev_id in members}
     now_key = {r: dev_of[r] for r in reps}
     new_key = {r: n for n, g in enumerate(groups) for r in g}
-    gain = _agreement(reps, weight, pair_sums, new_key, params.regroup_threshold) - _agreement(
-        reps, weight, pair_sums, now_key, params.regroup_threshold
-    )
+    # Pairs across two groups the year veto kept apart count for neither grouping: otherwise the
+    # development holding both look-alike events is credited with the very pairs the veto refused.
+    vetoed = _year_vetoed(groups, feats, pair_sums, weight, params)
+    gain = _agreement(
+        reps, weight, pair_sums, new_key, params.regroup_threshold, vetoed
+    ) - _agreement(reps, weight, pair_sums, now_key, params.regroup_threshold, vetoed)
     if gain < params.regroup_gain:
-        # The developments as they are stay; only a contrastive split may still cut one.
+        # The developments as they are stay; only a contrastive split may still cut one, and a
+        # development holding both groups the year veto kept apart is cut between them.
         now: dict[int, list[int]] = {}
         for r in reps:
             now.setdefault(now_key[r], []).append(r)
         kept = sorted(now.values(), key=lambda g: g[0])
-        groups = _split_contrasting(kept, feats, weigher, params)
+        groups = _split_contrasting(_split_vetoed(kept, vetoed), feats, weigher, params)
         if groups == kept:
             return []
     else:
@@ -625,7 +640,7 @@ def _split_contrasting(
     return sorted(out, key=lambda g: g[0])
 
 
-NAME_VETO_MIN = 4  # articles (units) each group needs for the name veto (as a split's halves)
+NAME_VETO_MIN = 4  # articles (units) each group needs for the name and year vetoes (as halves)
 PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)
 
 
@@ -681,16 +696,66 @@ def _agreement(
     sums: dict[int, dict[int, float]],
     key: dict[int, int],
     threshold: float,
+    skip: dict[int, int] | None = None,
 ) -> float:
     """How well a grouping fits the pair probabilities: over pairs grouped together, the sum of
-    (probability - threshold) (what average linkage at that threshold increases)."""
+    (probability - threshold) (what average linkage at that threshold increases). ``skip``:
+    rep -> a side (1 or 2) of a pair of groups whose cross pairs are left out."""
     total = 0.0
     for i, a in enumerate(reps):
         row = sums[a]
+        side = skip.get(a) if skip else None
         for b in reps[i + 1 :]:
             if key[a] == key[b]:
+                if side is not None and skip is not None and skip.get(b, side) != side:
+                    continue
                 total += row.get(b, 0.0) - threshold * weight[a] * weight[b]
     return total
+
+
+def _split_vetoed(groups: list[list[int]], vetoed: dict[int, int]) -> list[list[int]]:
+    """Each group holding ``NAME_VETO_MIN``+ reps of both sides of the year-vetoed pair loses
+    the reps of its smaller side (a new group)."""
+    if not vetoed:
+        return groups
+    out: list[list[int]] = []
+    for group in groups:
+        one = [r for r in group if vetoed.get(r) == 1]
+        two = [r for r in group if vetoed.get(r) == 2]
+        if min(len(one), len(two)) < NAME_VETO_MIN:
+            out.append(group)
+            continue
+        leaving = set(one if len(one) < len(two) else two)
+        out.extend(([r for r in group if r not in leaving], sorted(leaving)))
+    return sorted(out, key=lambda g: g[0])
+
+
+def _year_vetoed(
+    groups: list[list[int]],
+    feats: dict[int, DocFeatures],
+    sums: dict[int, dict[int, float]],
+    weight: dict[int, int],
+    params: ClusterParams,
+) -> dict[int, int]:
+    """The reps of the pair of groups the year veto kept apart whose cross pairs count most
+    (average pair probability >= ``regroup_threshold``), as rep -> side 1 or 2; empty if none."""
+    if params.year_veto > 1.0:
+        return {}
+    big = [g for g in groups if len(g) >= NAME_VETO_MIN]
+    years = [Counter(y for r in g for y in set(feats[r].years)) for g in big]
+    best: tuple[float, int, int] | None = None
+    for i, ga in enumerate(big):
+        for j in range(i + 1, len(big)):
+            gb = big[j]
+            if year_contrast(years[i], len(ga), years[j], len(gb)) < params.year_veto:
+                continue
+            total = sum(sums[a].get(b, 0.0) for a in ga for b in gb)
+            mean = total / (sum(weight[a] for a in ga) * sum(weight[b] for b in gb))
+            if mean >= params.regroup_threshold and (best is None or total > best[0]):
+                best = (total, i, j)
+    if best is None:
+        return {}
+    return {r: 1 for r in big[best[1]]} | {r: 2 for r in big[best[2]]}
 
 
 def _moves(
