@@ -15,6 +15,7 @@ from monitor.cluster import (
     DevelopmentView,
     DocFeatures,
     Member,
+    Move,
     features,
     find_merges,
     regroup,
@@ -363,28 +364,34 @@ def test_the_veto_joins_when_one_group_has_no_name_of_its_own() -> None:
     assert _linkage(half, 0.7) == [list(range(8))]
 
 
+# Two events of four articles interleaved as eight single-article developments (items 100-800):
+# kept apart, the first event's go to development 1 and the second's to development 2.
+APART = {(300, 1), (500, 1), (700, 1), (400, 2), (600, 2), (800, 2)}
+
+
+def _interleaved_singles(a: list[DocFeatures], b: list[DocFeatures]) -> list[DevelopmentView]:
+    interleaved = [f for pair in zip(a, b, strict=True) for f in pair]
+    return [_dev(i + 1, [f], start=i) for i, f in enumerate(interleaved)]
+
+
+def assert_all_joined(moves: list[Move]) -> None:
+    assert {m.to_development for m in moves} == {1}
+    assert sorted(m.item_id for m in moves) == [200, 300, 400, 500, 600, 700, 800]
+
+
 def test_regroup_with_the_veto_keeps_look_alike_arrests_apart() -> None:
     price, kowal = _feats(PRICE), _feats(KOWAL)
     stats = _stats(price, kowal)
     # Each article its own development, as decisions might have left them (interleaved).
-    interleaved = [f for pair in zip(price, kowal, strict=True) for f in pair]
-    singles = [_dev(i + 1, [f], start=i) for i, f in enumerate(interleaved)]
+    singles = _interleaved_singles(price, kowal)
     no_split = replace(PARAMS, split_threshold=2.0)  # the veto alone
     assert PARAMS.name_veto <= 1.0
     moves = regroup(singles, stats, no_split)
     # Price's articles (developments 1, 3, 5, 7) go to 1, Kowal's (2, 4, 6, 8) to 2.
-    assert {(m.item_id, m.to_development) for m in moves} == {
-        (300, 1),
-        (500, 1),
-        (700, 1),
-        (400, 2),
-        (600, 2),
-        (800, 2),
-    }
+    assert {(m.item_id, m.to_development) for m in moves} == APART
     # Without the veto the pair probabilities join all eight into one development.
     joined = regroup(singles, stats, replace(no_split, name_veto=2.0))
-    assert {m.to_development for m in joined} == {1}
-    assert sorted(m.item_id for m in joined) == [200, 300, 400, 500, 600, 700, 800]
+    assert_all_joined(joined)
 
 
 def test_regroup_with_the_veto_still_joins_one_event_split_in_two() -> None:
@@ -440,23 +447,14 @@ def test_regroup_with_the_year_veto_keeps_two_patches_years_apart() -> None:
     # Same names, so the name veto cannot tell them apart.
     assert name_contrast(_names(old), 4, _names(new), 4) < PARAMS.name_veto
     stats = _stats(old, new)
-    interleaved = [f for pair in zip(old, new, strict=True) for f in pair]
-    singles = [_dev(i + 1, [f], start=i) for i, f in enumerate(interleaved)]
+    singles = _interleaved_singles(old, new)
     assert PARAMS.year_veto <= 1.0
     moves = regroup(singles, stats, PARAMS)
     # The undated reports (developments 1, 3, 5, 7) go to 1, the 2013 ones (2, 4, 6, 8) to 2.
-    assert {(m.item_id, m.to_development) for m in moves} == {
-        (300, 1),
-        (500, 1),
-        (700, 1),
-        (400, 2),
-        (600, 2),
-        (800, 2),
-    }
+    assert {(m.item_id, m.to_development) for m in moves} == APART
     # Without the veto the pair probabilities (and the split) join all eight.
     joined = regroup(singles, stats, replace(PARAMS, year_veto=2.0))
-    assert {m.to_development for m in joined} == {1}
-    assert sorted(m.item_id for m in joined) == [200, 300, 400, 500, 600, 700, 800]
+    assert_all_joined(joined)
 
 
 def test_regroup_cuts_a_development_holding_both_patches() -> None:
