@@ -701,13 +701,14 @@ def _agreement(
     """How well a grouping fits the pair probabilities: over pairs grouped together, the sum of
     (probability - threshold) (what average linkage at that threshold increases). ``skip``:
     rep -> a side (1 or 2) of a pair of groups whose cross pairs are left out."""
+    sides = skip or {}
     total = 0.0
     for i, a in enumerate(reps):
         row = sums[a]
-        side = skip.get(a) if skip else None
+        side = sides.get(a)
         for b in reps[i + 1 :]:
             if key[a] == key[b]:
-                if side is not None and skip is not None and skip.get(b, side) != side:
+                if side is not None and sides.get(b, side) != side:
                     continue
                 total += row.get(b, 0.0) - threshold * weight[a] * weight[b]
     return total
