@@ -379,19 +379,27 @@ def assert_all_joined(moves: list[Move]) -> None:
     assert sorted(m.item_id for m in moves) == [200, 300, 400, 500, 600, 700, 800]
 
 
+def assert_kept_apart_only_with_veto(
+    a: list[DocFeatures], b: list[DocFeatures], params: ClusterParams, off: ClusterParams
+) -> None:
+    """Interleaved single articles of two events regroup into the two (``a``'s, developments
+    1, 3, 5, 7, to 1; ``b``'s, 2, 4, 6, 8, to 2) with ``params``; with the veto ``off`` the
+    pair probabilities join all eight into one development."""
+    stats = _stats(a, b)
+    singles = _interleaved_singles(a, b)
+    moves = regroup(singles, stats, params)
+    assert {(m.item_id, m.to_development) for m in moves} == APART
+    assert_all_joined(regroup(singles, stats, off))
+
+
 def test_regroup_with_the_veto_keeps_look_alike_arrests_apart() -> None:
-    price, kowal = _feats(PRICE), _feats(KOWAL)
-    stats = _stats(price, kowal)
-    # Each article its own development, as decisions might have left them (interleaved).
-    singles = _interleaved_singles(price, kowal)
+    # Each article its own development, as decisions might have left them (interleaved):
+    # Price's go to development 1, Kowal's to 2.
     no_split = replace(PARAMS, split_threshold=2.0)  # the veto alone
     assert PARAMS.name_veto <= 1.0
-    moves = regroup(singles, stats, no_split)
-    # Price's articles (developments 1, 3, 5, 7) go to 1, Kowal's (2, 4, 6, 8) to 2.
-    assert {(m.item_id, m.to_development) for m in moves} == APART
-    # Without the veto the pair probabilities join all eight into one development.
-    joined = regroup(singles, stats, replace(no_split, name_veto=2.0))
-    assert_all_joined(joined)
+    assert_kept_apart_only_with_veto(
+        _feats(PRICE), _feats(KOWAL), no_split, replace(no_split, name_veto=2.0)
+    )
 
 
 def test_regroup_with_the_veto_still_joins_one_event_split_in_two() -> None:
@@ -446,15 +454,10 @@ def test_regroup_with_the_year_veto_keeps_two_patches_years_apart() -> None:
     assert all(not f.years for f in old) and all(f.years == (2013,) for f in new)
     # Same names, so the name veto cannot tell them apart.
     assert name_contrast(_names(old), 4, _names(new), 4) < PARAMS.name_veto
-    stats = _stats(old, new)
-    singles = _interleaved_singles(old, new)
     assert PARAMS.year_veto <= 1.0
-    moves = regroup(singles, stats, PARAMS)
-    # The undated reports (developments 1, 3, 5, 7) go to 1, the 2013 ones (2, 4, 6, 8) to 2.
-    assert {(m.item_id, m.to_development) for m in moves} == APART
-    # Without the veto the pair probabilities (and the split) join all eight.
-    joined = regroup(singles, stats, replace(PARAMS, year_veto=2.0))
-    assert_all_joined(joined)
+    # The undated reports go to development 1, the 2013 ones to 2; without the veto the pair
+    # probabilities (and the split) join all eight.
+    assert_kept_apart_only_with_veto(old, new, PARAMS, replace(PARAMS, year_veto=2.0))
 
 
 def test_regroup_cuts_a_development_holding_both_patches() -> None:
