@@ -50,10 +50,11 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import trafilatura
 
@@ -384,7 +385,7 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     def sub_stream_f1(candidate: ClusterParams) -> float:
         if candidate in memo:  # the replays are deterministic: each setting is scored once
             return memo[candidate]
-        f1s = []
+        f1s: list[float] = []
         for part in parts:
             sub = [d for d in docs if d.topic in part]
             prior = corpus_of([d for d in docs if d.topic not in part]) if seeded else None
@@ -392,37 +393,36 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
         memo[candidate] = statistics.mean(f1s)
         return memo[candidate]
 
-    scores = [
-        (sub_stream_f1(replace(fitted, regroup_threshold=threshold)), threshold)
-        for threshold in REGROUP_THRESHOLDS
-    ]
+    def tuned(
+        base: ClusterParams,
+        field: str,
+        candidates: Sequence[float],
+        pick: Callable[[Iterable[float]], float],
+    ) -> ClusterParams:
+        """``base`` with ``field`` set to ``pick`` (min or max) of the candidates whose training
+        F1 is within REGROUP_TIE of the best."""
+
+        def at(value: float) -> ClusterParams:
+            changes: dict[str, Any] = {field: value}
+            return replace(base, **changes)
+
+        scores = [(sub_stream_f1(at(c)), c) for c in candidates]
+        best = max(f1 for f1, _ in scores)
+        return at(pick(c for f1, c in scores if f1 >= best - REGROUP_TIE))
+
     # The F1 of the training sub-streams changes little with the threshold (0.899-0.904 over
     # 0.25-0.5 in one fold) while a look-alike pair joined whole costs a held-out fold dearly:
     # of the thresholds within REGROUP_TIE of the best, the highest (the fewest joins) is taken.
-    best = max(f1 for f1, _ in scores)
-    chosen = max(t for f1, t in scores if f1 >= best - REGROUP_TIE)
-    fitted = replace(fitted, regroup_threshold=chosen)
+    fitted = tuned(fitted, "regroup_threshold", REGROUP_THRESHOLDS, max)
     # The contrastive split, tuned the same way at that regroup threshold; of the thresholds
     # within REGROUP_TIE of the best, the lowest (the most splits: the fewest look-alikes joined,
     # the rule above).
-    split_scores = [
-        (sub_stream_f1(replace(fitted, split_threshold=threshold)), threshold)
-        for threshold in SPLIT_THRESHOLDS
-    ]
-    best = max(f1 for f1, _ in split_scores)
-    chosen = min(t for f1, t in split_scores if f1 >= best - REGROUP_TIE)
-    fitted = replace(fitted, split_threshold=chosen)
+    fitted = tuned(fitted, "split_threshold", SPLIT_THRESHOLDS, min)
     # The name veto, then, at those thresholds, by the same rule: the lowest within REGROUP_TIE
     # of the best (the most vetoes: the fewest look-alikes joined).
-    veto_scores = [(sub_stream_f1(replace(fitted, name_veto=veto)), veto) for veto in NAME_VETOES]
-    best = max(f1 for f1, _ in veto_scores)
-    chosen = min(v for f1, v in veto_scores if f1 >= best - REGROUP_TIE)
-    fitted = replace(fitted, name_veto=chosen)
+    fitted = tuned(fitted, "name_veto", NAME_VETOES, min)
     # The year veto last, at all of those, by the same rule.
-    year_scores = [(sub_stream_f1(replace(fitted, year_veto=veto)), veto) for veto in YEAR_VETOES]
-    best = max(f1 for f1, _ in year_scores)
-    chosen = min(v for f1, v in year_scores if f1 >= best - REGROUP_TIE)
-    return replace(fitted, year_veto=chosen)
+    return tuned(fitted, "year_veto", YEAR_VETOES, min)
 
 
 def folds(docs: Sequence[Doc]) -> list[list[int]]:
