@@ -90,6 +90,7 @@ REGROUP_TIE = 0.005  # training F1 differences below this do not choose the regr
 SPLIT_THRESHOLDS = (0.8, 0.85, 0.9, 0.95, 2.0)  # split_threshold candidates (2.0: no split)
 NAME_VETOES = (0.7, 0.8, 0.9, 2.0)  # name_veto candidates (2.0: no veto)
 YEAR_VETOES = (0.7, 0.8, 0.9, 2.0)  # year_veto candidates (2.0: no veto)
+REGROUP_GAINS = (0.1, 0.25, 0.5, 1.0)  # regroup_gain candidates (the hysteresis margin)
 POLL = 10  # articles per poll: the service regroups the developments a poll touched after it
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # 496 articles inside 4.2 hours: all within the window
@@ -398,9 +399,10 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
         field: str,
         candidates: Sequence[float],
         pick: Callable[[Iterable[float]], float],
+        tie: float = REGROUP_TIE,
     ) -> ClusterParams:
         """``base`` with ``field`` set to ``pick`` (min or max) of the candidates whose training
-        F1 is within REGROUP_TIE of the best."""
+        F1 is within ``tie`` of the best."""
 
         def at(value: float) -> ClusterParams:
             changes: dict[str, Any] = {field: value}
@@ -408,12 +410,16 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
 
         scores = [(sub_stream_f1(at(c)), c) for c in candidates]
         best = max(f1 for f1, _ in scores)
-        return at(pick(c for f1, c in scores if f1 >= best - REGROUP_TIE))
+        return at(pick(c for f1, c in scores if f1 >= best - tie))
 
     # The F1 of the training sub-streams changes little with the threshold (0.899-0.904 over
     # 0.25-0.5 in one fold) while a look-alike pair joined whole costs a held-out fold dearly:
     # of the thresholds within REGROUP_TIE of the best, the highest (the fewest joins) is taken.
     fitted = tuned(fitted, "regroup_threshold", REGROUP_THRESHOLDS, max)
+    # The hysteresis margin at that threshold: the best on the training sub-streams (the highest
+    # on a tie: developments change least poll after poll). No REGROUP_TIE here: the margin
+    # trades only stability for F1, and a lower margin joins no look-alikes the threshold refused.
+    fitted = tuned(fitted, "regroup_gain", REGROUP_GAINS, max, tie=0.0)
     # The contrastive split, tuned the same way at that regroup threshold; of the thresholds
     # within REGROUP_TIE of the best, the lowest (the most splits: the fewest look-alikes joined,
     # the rule above).
@@ -517,7 +523,7 @@ def describe(params: ClusterParams) -> str:
         f"join_threshold_single={params.join_threshold_single} "
         f"merge_threshold={params.merge_threshold} regroup_threshold={params.regroup_threshold} "
         f"split_threshold={params.split_threshold} name_veto={params.name_veto} "
-        f"year_veto={params.year_veto}"
+        f"regroup_gain={params.regroup_gain} year_veto={params.year_veto}"
         f"\n  bias={params.bias} {coefs}\n  pair_bias={params.pair_bias} {pair}"
     )
 

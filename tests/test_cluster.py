@@ -23,7 +23,7 @@ from monitor.cluster import (
     find_merges,
     regroup,
 )
-from monitor.cluster.decide import turn_cues
+from monitor.cluster.decide import Move, turn_cues
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 
@@ -272,6 +272,37 @@ def test_a_turn_inside_the_window_is_still_a_new_development() -> None:
     assert plain.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))[1].relation == "report"
 
 
+# Another outlet's report of the announcement: its second sentence recalls an old cancellation.
+PARADE_ANNOUNCED_WITH_HISTORY = (
+    "Harbour Festival parade returns to Riverton on June 14",
+    "Riverton will hold a Harbour Festival parade on June 14 along Quay Street, mayor Elena "
+    "Kowalski announced on Monday.\n"
+    "The city cancelled a similar parade in 2019 when storms hit the coast.\n"
+    "Bands and community groups will march from the Old Customs House to Marina Park.",
+)
+
+
+def test_a_turn_word_below_the_first_sentence_is_background_not_a_turn() -> None:
+    feats = features(*PARADE_ANNOUNCED_WITH_HISTORY, "en")
+    assert turn_cues(feats.lead) == {"cancel"}  # the lead reaches the second sentence
+    assert turn_cues(feats.head) == set()  # the news is announced in the title and first one
+    topic = Topic()
+    topic.arrive(PARADE_ANNOUNCED, T0)
+    _, report = topic.arrive(PARADE_ANNOUNCED_WITH_HISTORY, T0 + timedelta(hours=3))
+    assert (report.relation, report.development_id) == ("report", 1)
+    # A development's cues are its members': a turn reported later is still kept apart.
+    _, cancelled = topic.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))
+    assert cancelled.relation == "first"
+
+
+def test_features_stored_before_the_head_read_their_lead_as_head() -> None:
+    feats = features(*PARADE_ANNOUNCED_WITH_HISTORY, "en")
+    stored = json.loads(feats.to_json())
+    assert DocFeatures.from_json(json.dumps(stored)).head == feats.head
+    del stored["h"]
+    assert DocFeatures.from_json(json.dumps(stored)).head == tuple(sorted(feats.lead))
+
+
 # The same turn followed in Russian and Korean outlets: announced, cancelled, cancelled again.
 TURN_STORIES = {
     "ru": (
@@ -345,7 +376,7 @@ def test_a_turn_is_read_in_russian_and_korean_leads_too(lang: str) -> None:
     ],
 )
 def test_turn_cues_by_language(lang: str, lead: str, cues: set[str]) -> None:
-    assert turn_cues(features(lead, "", lang).lead) == cues
+    assert turn_cues(features(lead, "", lang).head) == cues
 
 
 def test_window_expiry_opens_a_new_development() -> None:
@@ -466,6 +497,27 @@ def test_regroup_focus_limits_what_is_compared() -> None:
     wrong = _dev(1, feats, "peru1", "japan1", "japan2", "peru2")
     assert regroup([wrong], stats, replace(eager, regroup_members=4)) != []
     assert regroup([wrong], stats, replace(eager, regroup_members=3)) == []
+
+
+def test_an_unrelated_story_neither_carries_nor_blocks_a_regrouping() -> None:
+    stats, feats = _quakes_case()
+    for name, article in (("parade", PARADE_ANNOUNCED), ("parade2", PARADE_ANNOUNCED_WITH_HISTORY)):
+        feats[name] = features(*article, "en")
+        stats.add(feats[name])
+    quakes = [_dev(1, feats, "peru1", "japan1"), _dev(2, feats, "peru2", "japan2", start=2)]
+    parade = [_dev(3, feats, "parade", start=4), _dev(4, feats, "parade2", start=5)]
+    quake_moves = regroup(quakes, stats)
+    assert quake_moves != []
+    # The two parade reports belong together, but one pair gains less than the margin...
+    assert regroup(parade, stats) == []
+    assert regroup(parade, stats, ClusterParams(regroup_gain=0.0)) != []
+    # ...so it stays apart even when the quakes' regrouping, which clears it, runs alongside.
+    together = regroup(quakes + parade, stats)
+    assert _moved(together) == _moved(quake_moves)
+
+
+def _moved(moves: list[Move]) -> set[tuple[int, int, bool]]:
+    return {(m.item_id, m.from_development, m.to_development is None) for m in moves}
 
 
 def test_regroup_keeps_duplicates_with_their_original() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import pytest
 
 from monitor.cluster.features import (
+    HEAD_SENTENCES,
     LEAD_SENTENCES,
     MAX_SHINGLES,
     MIN_SAMPLED,
@@ -48,6 +49,7 @@ def reference(title: str, text: str, language: str | None) -> DocFeatures:
     names: Counter[str] = Counter()
     facts: Counter[str] = Counter()
     years: set[int] = set()
+    head: set[str] = set()
     for index, sent in enumerate(all_sents):
         weight = TITLE_WEIGHT if index == 0 else 1
         in_lead = index <= LEAD_SENTENCES
@@ -68,6 +70,8 @@ def reference(title: str, text: str, language: str | None) -> DocFeatures:
             words[term] += weight
             if in_lead:
                 lead[term] += weight
+            if index <= HEAD_SENTENCES:
+                head.add(term)
             if low in known_names and tok.surface[:1].isupper():
                 names[low] += weight
     shingles, n_shingles = _ref_shingles(body)
@@ -79,6 +83,7 @@ def reference(title: str, text: str, language: str | None) -> DocFeatures:
         years=tuple(sorted(years)),
         shingles=shingles,
         n_shingles=n_shingles,
+        head=tuple(sorted(head)),
     )
 
 

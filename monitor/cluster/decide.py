@@ -209,6 +209,11 @@ class DevelopmentView:
         return Profile.of(m.features for m in self.members)
 
     @cached_property
+    def cues(self) -> frozenset[str]:
+        """The turns its members announce (``turns``)."""
+        return frozenset().union(*(turn_cues(m.features.head) for m in self.members))
+
+    @cached_property
     def sketch_union(self) -> frozenset[int]:
         """Every member's sketch hashes: an article sharing none duplicates no member."""
         return frozenset().union(*(m.features.sketch_sorted for m in self.members))
@@ -289,22 +294,23 @@ def turns(doc: DocFeatures, dev: DevelopmentView) -> bool:
     """Whether ``doc`` announces a turn (cancelled, overturned, resigned) ``dev`` never had.
 
     The story that turns is a new development even inside the window: "parade announced" and
-    "parade cancelled" share every name. Cues are read in the title and lead only, where the news
-    is: English and Russian stems, Korean word prefixes (``TURN_CUES``, ``TURN_PREFIXES_KO``).
+    "parade cancelled" share every name. Cues are read in the title and first sentence only,
+    where the news is announced (``DocFeatures.head``): English and Russian stems, Korean word
+    prefixes (``TURN_CUES``, ``TURN_PREFIXES_KO``). A development's cues are its members'.
     """
-    cues = turn_cues(doc.lead)
-    return bool(cues) and not cues <= turn_cues(dev.profile.lead)
+    cues = turn_cues(doc.head)
+    return bool(cues) and not cues <= dev.cues
 
 
-def turn_cues(lead: Iterable[str]) -> set[str]:
+def turn_cues(head: Iterable[str]) -> frozenset[str]:
     found = set()
-    for term in lead:
+    for term in head:
         cue = TURN_CUES.get(term)
         if cue is None and term and _JAMO[0] <= term[0] <= _JAMO[1]:
             cue = next((c for p, c in TURN_PREFIXES_KO.items() if term.startswith(p)), None)
         if cue is not None:
             found.add(cue)
-    return found
+    return frozenset(found)
 
 
 def in_window(dev: DevelopmentView, when: datetime, window: timedelta) -> bool:
@@ -479,9 +485,7 @@ def find_merges(
                 continue
             if cosine(centroids[older.id], centroids[younger.id]) < MERGE_GATE:
                 continue
-            if params.detect_turns and turn_cues(older.profile.lead) != turn_cues(
-                younger.profile.lead
-            ):
+            if params.detect_turns and older.cues != younger.cues:
                 continue  # a story and its turn stay apart
             if _mean_probability(older, younger, weigher, params) >= params.merge_threshold:
                 absorbed.add(younger.id)
@@ -569,7 +573,7 @@ def regroup(
     feats = {m.item_id: m.features for m, _ in members}
     weigher.prime_docs(feats[r] for r in reps)
     views = {r: PairView.of(feats[r], weigher) for r in reps}
-    cues = {r: turn_cues(feats[r].lead) if params.detect_turns else set() for r in reps}
+    cues = {r: turn_cues(feats[r].head) if params.detect_turns else frozenset() for r in reps}
     # Sums of pair probabilities between groups (absent: nothing worth counting).
     sums: dict[int, dict[int, float]] = {r: {} for r in reps}
     for i, a in enumerate(reps):
@@ -601,22 +605,53 @@ def regroup(
     # Pairs across two groups the year veto kept apart count for neither grouping: otherwise the
     # development holding both look-alike events is credited with the very pairs the veto refused.
     vetoed = _year_vetoed(groups, feats, pair_sums, weight, params)
-    gain = _agreement(
-        reps, weight, pair_sums, new_key, params.regroup_threshold, vetoed
-    ) - _agreement(reps, weight, pair_sums, now_key, params.regroup_threshold, vetoed)
-    if gain < params.regroup_gain:
-        # The developments as they are stay; only a contrastive split may still cut one, and a
-        # development holding both groups the year veto kept apart is cut between them.
-        now: dict[int, list[int]] = {}
-        for r in reps:
-            now.setdefault(now_key[r], []).append(r)
-        kept = sorted(now.values(), key=lambda g: g[0])
-        groups = _split_contrasting(_split_vetoed(kept, vetoed), feats, weigher, params)
-        if groups == kept:
-            return []
-    else:
-        groups = _split_contrasting(groups, feats, weigher, params)
+    kept = _grouped(reps, now_key)
+    chosen: list[list[int]] = []
+    # Each part of the topic regroups on its own gain: a story's regrouping is neither carried
+    # nor blocked by an unrelated story's polled in the same batch.
+    for part in _independent_parts(reps, now_key, new_key):
+        gain = _agreement(
+            part, weight, pair_sums, new_key, params.regroup_threshold, vetoed
+        ) - _agreement(part, weight, pair_sums, now_key, params.regroup_threshold, vetoed)
+        if gain >= params.regroup_gain:
+            chosen.extend(_grouped(part, new_key))
+        else:
+            # The developments as they are stay; a development holding both groups the year
+            # veto kept apart is still cut between them (and a contrastive split may cut one).
+            chosen.extend(_split_vetoed(_grouped(part, now_key), vetoed))
+    groups = _split_contrasting(sorted(chosen, key=lambda g: g[0]), feats, weigher, params)
+    if groups == kept:
+        return []
     return _moves(members, unit_of, groups, views, weigher, params, scope)
+
+
+def _grouped(reps: Sequence[int], key: dict[int, int]) -> list[list[int]]:
+    """Reps gathered by ``key`` (each group ascending), groups by their first rep."""
+    out: dict[int, list[int]] = {}
+    for r in sorted(reps):
+        out.setdefault(key[r], []).append(r)
+    return sorted(out.values(), key=lambda g: g[0])
+
+
+def _independent_parts(
+    reps: Sequence[int], now_key: dict[int, int], new_key: dict[int, int]
+) -> list[list[int]]:
+    """The smallest sets of reps that both groupings keep whole (connected through a shared
+    development or a shared new group): regrouping one part leaves the others as they are."""
+    parent = {r: r for r in reps}
+
+    def root(r: int) -> int:
+        while parent[r] != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    for key in (now_key, new_key):
+        first: dict[int, int] = {}
+        for r in reps:
+            other = first.setdefault(key[r], r)
+            parent[root(r)] = root(other)
+    return _grouped(reps, {r: root(r) for r in reps})
 
 
 def _split_contrasting(

@@ -30,6 +30,7 @@ from monitor.cluster.text import (
 
 FEATURES_VERSION = 1
 LEAD_SENTENCES = 2  # the title plus this many opening sentences say what happened
+HEAD_SENTENCES = 1  # the title plus this many sentences announce the news (turn cues)
 TITLE_WEIGHT = 2  # a title word counts twice: headlines name the event
 SHINGLE_SIZE = 4  # words per shingle for near-duplicate detection
 SHINGLE_SAMPLE = 4  # keep shingles whose hash is divisible by this (about a quarter)
@@ -45,6 +46,8 @@ class DocFeatures:
 
     words: stems of content words (title weighted), the whole article.
     lead: stems of the title and the opening sentences.
+    head: stems of the title and the first sentence, where a turn is announced ("cancelled");
+        a word further down ("a change to reverse their fortunes") is background.
     names: proper names (folded, unstemmed), the whole article.
     facts: numbers, month and weekday names ("6.1", "2013", "saturday").
     years: distinct four-digit years mentioned.
@@ -58,6 +61,7 @@ class DocFeatures:
     years: tuple[int, ...] = ()
     shingles: tuple[int, ...] = ()
     n_shingles: int = 0  # shingles before sampling (length of the body, roughly)
+    head: tuple[str, ...] = ()
     version: int = FEATURES_VERSION
 
     def to_json(self) -> str:
@@ -71,6 +75,7 @@ class DocFeatures:
                 "y": list(self.years),
                 "s": list(self.shingles),
                 "ns": self.n_shingles,
+                "h": list(self.head),
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -80,14 +85,17 @@ class DocFeatures:
     @classmethod
     def from_json(cls, text: str) -> DocFeatures:
         data: dict[str, Any] = json.loads(text)
+        lead = _floats(data.get("l", {}))
         return cls(
             words=_floats(data.get("w", {})),
-            lead=_floats(data.get("l", {})),
+            lead=lead,
             names=_floats(data.get("n", {})),
             facts=_floats(data.get("f", {})),
             years=tuple(int(y) for y in data.get("y", [])),
             shingles=tuple(map(int, data.get("s", []))),
             n_shingles=int(data.get("ns", 0)),
+            # Stored before "h" existed: the lead (one sentence more) is the closest there is.
+            head=_interned(data["h"]) if "h" in data else tuple(sorted(lead)),
             version=int(data.get("v", FEATURES_VERSION)),
         )
 
@@ -138,6 +146,11 @@ def _floats(raw: Mapping[str, Any]) -> dict[str, float]:
     return {intern(str(k)): shared(v) or float(v) for k, v in raw.items()}
 
 
+def _interned(raw: Iterable[Any]) -> tuple[str, ...]:
+    intern = sys.intern
+    return tuple(intern(str(t)) for t in raw)
+
+
 # One shared float object per whole-count weight (nearly all of them, see `_top`); an int key
 # finds its float (2 == 2.0), anything else is converted as before.
 _WEIGHTS: dict[float, float] = {float(n): float(n) for n in range(4096)}
@@ -154,12 +167,14 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
     kinds = _KINDS
     words: dict[str, int] = {}
     lead: dict[str, int] = {}
+    head: set[str] = set()
     names: dict[str, int] = {}
     facts: dict[str, int] = {}
     years: set[int] = set()
     for index, sent in enumerate(all_sents):
         weight = TITLE_WEIGHT if index == 0 else 1
         in_lead = index <= LEAD_SENTENCES
+        in_head = index <= HEAD_SENTENCES
         for tok in sent:
             low = tok.lower
             kind = kinds.get(low, _UNSEEN)
@@ -184,6 +199,8 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
             words[term] = words.get(term, 0) + weight
             if in_lead:
                 lead[term] = lead.get(term, 0) + weight
+            if in_head:
+                head.add(term)
             if low in known_names and tok.surface[:1].isupper():
                 names[low] = names.get(low, 0) + weight
 
@@ -196,6 +213,7 @@ def features(title: str, text: str, language: str | None) -> DocFeatures:
         years=tuple(sorted(years)),
         shingles=shingles,
         n_shingles=n_shingles,
+        head=tuple(sorted(head)),
     )
 
 
