@@ -750,7 +750,8 @@ def cross_validate(
         line = (
             f"  fold {n} topics {topics} (thresholds {params.join_threshold_single}/"
             f"{params.join_threshold}, merge {params.merge_threshold}, regroup "
-            f"{params.regroup_threshold}, split {params.split_threshold}, name veto "
+            f"{params.regroup_threshold} margin {params.regroup_gain}, split "
+            f"{params.split_threshold}, name veto "
             f"{params.name_veto}, year veto {params.year_veto}): F1 {fmt(f1s)} "
             f"mean {statistics.mean(f1s):.4f} | "
             f"merged {statistics.mean(merged):.4f} | regrouped {fmt(rf1s)} mean "

@@ -487,9 +487,11 @@ def test_regroup_focus_limits_what_is_compared() -> None:
     assert regroup([peru, japan, stray], stats, eager, focus={1}) == []  # Japan is not near Peru
     moves = regroup([peru, japan, stray], stats, eager, focus={3})
     assert [(m.item_id, m.from_development, m.to_development) for m in moves] == [(300, 3, 2)]
-    # By default a regrouping must fit better by a margin: two single articles are left to
-    # find_merges (one pair cannot gain that much).
-    assert regroup([peru, japan, stray], stats, focus={3}) == []
+    # A regrouping must fit better by a margin (``regroup_gain``): one pair gains at most
+    # 1 - regroup_threshold, so a margin above that leaves two single articles to find_merges,
+    # while the default margin (0.5) lets a near-certain pair (p ~ 1, gain ~ 0.65) join.
+    assert regroup([peru, japan, stray], stats, focus={3}) == moves
+    assert regroup([peru, japan, stray], stats, replace(eager, regroup_gain=0.7), {3}) == []
     # The cap on members compared: the focus and Japan (2) fit in 2, not in 1; a development
     # larger than the cap alone is not regrouped.
     assert regroup([peru, japan, stray], stats, replace(eager, regroup_members=2), {3}) == moves
@@ -506,13 +508,16 @@ def test_an_unrelated_story_neither_carries_nor_blocks_a_regrouping() -> None:
         stats.add(feats[name])
     quakes = [_dev(1, feats, "peru1", "japan1"), _dev(2, feats, "peru2", "japan2", start=2)]
     parade = [_dev(3, feats, "parade", start=4), _dev(4, feats, "parade2", start=5)]
-    quake_moves = regroup(quakes, stats)
+    # A margin above what one pair can gain (1 - regroup_threshold = 0.65) while the quakes'
+    # two crossed pairs gain more.
+    strict = ClusterParams(regroup_gain=0.7)
+    quake_moves = regroup(quakes, stats, strict)
     assert quake_moves != []
     # The two parade reports belong together, but one pair gains less than the margin...
-    assert regroup(parade, stats) == []
+    assert regroup(parade, stats, strict) == []
     assert regroup(parade, stats, ClusterParams(regroup_gain=0.0)) != []
     # ...so it stays apart even when the quakes' regrouping, which clears it, runs alongside.
-    together = regroup(quakes + parade, stats)
+    together = regroup(quakes + parade, stats, strict)
     assert _moved(together) == _moved(quake_moves)
 
 
