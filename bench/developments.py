@@ -412,14 +412,26 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
         best = max(f1 for f1, _ in scores)
         return at(pick(c for f1, c in scores if f1 >= best - tie))
 
-    # The F1 of the training sub-streams changes little with the threshold (0.899-0.904 over
-    # 0.25-0.5 in one fold) while a look-alike pair joined whole costs a held-out fold dearly:
-    # of the thresholds within REGROUP_TIE of the best, the highest (the fewest joins) is taken.
-    fitted = tuned(fitted, "regroup_threshold", REGROUP_THRESHOLDS, max)
-    # The hysteresis margin at that threshold: the best on the training sub-streams (the highest
-    # on a tie: developments change least poll after poll). No REGROUP_TIE here: the margin
-    # trades only stability for F1, and a lower margin joins no look-alikes the threshold refused.
-    fitted = tuned(fitted, "regroup_gain", REGROUP_GAINS, max, tie=0.0)
+    def at_best_margin(base: ClusterParams, threshold: float) -> ClusterParams:
+        # The hysteresis margin: the best on the training sub-streams (the highest on an exact
+        # tie: developments change least poll after poll). No REGROUP_TIE here: the margin
+        # trades only stability for F1, and a lower margin joins no look-alikes the threshold
+        # refused.
+        return tuned(
+            replace(base, regroup_threshold=threshold), "regroup_gain", REGROUP_GAINS, max, 0.0
+        )
+
+    # The regroup threshold, each candidate at its best margin (so neither depends on the
+    # shipped value of the other). The F1 of the training sub-streams changes little with the
+    # threshold (0.899-0.904 over 0.25-0.5 in one fold) while a look-alike pair joined whole
+    # costs a held-out fold dearly: of the thresholds within REGROUP_TIE of the best, the
+    # highest (the fewest joins) is taken.
+    at_each = [at_best_margin(fitted, t) for t in REGROUP_THRESHOLDS]
+    best = max(sub_stream_f1(c) for c in at_each)
+    fitted = max(
+        (c for c in at_each if sub_stream_f1(c) >= best - REGROUP_TIE),
+        key=lambda c: c.regroup_threshold,
+    )
     # The contrastive split, tuned the same way at that regroup threshold; of the thresholds
     # within REGROUP_TIE of the best, the lowest (the most splits: the fewest look-alikes joined,
     # the rule above).

@@ -489,7 +489,7 @@ def test_regroup_focus_limits_what_is_compared() -> None:
     assert [(m.item_id, m.from_development, m.to_development) for m in moves] == [(300, 3, 2)]
     # A regrouping must fit better by a margin (``regroup_gain``): one pair gains at most
     # 1 - regroup_threshold, so a margin above that leaves two single articles to find_merges,
-    # while the default margin (0.5) lets a near-certain pair (p ~ 1, gain ~ 0.65) join.
+    # while the default margin (0.1) lets a near-certain pair (p ~ 1, gain ~ 0.6) join.
     assert regroup([peru, japan, stray], stats, focus={3}) == moves
     assert regroup([peru, japan, stray], stats, replace(eager, regroup_gain=0.7), {3}) == []
     # The cap on members compared: the focus and Japan (2) fit in 2, not in 1; a development
@@ -508,7 +508,7 @@ def test_an_unrelated_story_neither_carries_nor_blocks_a_regrouping() -> None:
         stats.add(feats[name])
     quakes = [_dev(1, feats, "peru1", "japan1"), _dev(2, feats, "peru2", "japan2", start=2)]
     parade = [_dev(3, feats, "parade", start=4), _dev(4, feats, "parade2", start=5)]
-    # A margin above what one pair can gain (1 - regroup_threshold = 0.65) while the quakes'
+    # A margin above what one pair can gain (1 - regroup_threshold = 0.6) while the quakes'
     # two crossed pairs gain more.
     strict = ClusterParams(regroup_gain=0.7)
     quake_moves = regroup(quakes, stats, strict)

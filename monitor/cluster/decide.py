@@ -144,9 +144,9 @@ class ClusterParams:
     bias: float = DEFAULT_BIAS
     coefs: tuple[float, ...] = DEFAULT_COEFS
     regroup: bool = True  # the store regroups after each poll (see ``regroup``)
-    regroup_threshold: float = 0.35  # average pair probability below which groups stay apart
+    regroup_threshold: float = 0.4  # average pair probability below which groups stay apart
     regroup_members: int = 80  # members regrouped at once at most (cost grows with their square)
-    regroup_gain: float = 0.5  # how much better (``_agreement``) a regrouping must fit
+    regroup_gain: float = 0.1  # how much better (``_agreement``) a regrouping must fit
     regroup_min_split: int = 2  # members a group needs to be split off as a new development
     # The contrastive split of a regrouped group in two (``contrast``; tuned by the bench like
     # ``regroup_threshold``; above 1 it is off).
