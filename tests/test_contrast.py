@@ -21,7 +21,7 @@ from monitor.cluster import (
     regroup,
 )
 from monitor.cluster.contrast import bisect, contrast, contrastive_split, local_vectors
-from monitor.cluster.linkage import average_linkage, name_contrast, year_contrast
+from monitor.cluster.linkage import average_linkage, date_year, name_contrast, year_contrast
 from monitor.cluster.similarity import Weigher
 from tests.test_cluster import BACKGROUND, T0
 
@@ -420,8 +420,16 @@ def test_year_contrast_is_one_group_s_year_the_other_never_mentions() -> None:
     # A year the other group mentions in more than 10 % of its articles does not count.
     assert year_contrast(Counter({2013: 4}), 4, Counter({2013: 1}), 4) == 0.0
     assert year_contrast(Counter({2013: 4}), 4, Counter({2013: 1}), 10) == 1.0
-    # Both groups dated the same: nothing of their own.
-    assert year_contrast(Counter({2013: 4, 2010: 1}), 4, Counter({2013: 5}), 5) == 0.25
+    # Both groups dated by the same year (the latest that half or more of each mention): a
+    # background year one of them cites does not count (a 1935 dairy building burnt in 2012)...
+    assert year_contrast(Counter({2013: 4, 2010: 1}), 4, Counter({2013: 5}), 5) == 0.0
+    assert year_contrast(Counter({2012: 4, 1935: 3}), 4, Counter({2012: 5}), 6) == 0.0
+    assert year_contrast(Counter({2012: 1, 1935: 3}), 4, Counter({2012: 5}), 6) == 0.75
+    # ...while a shared background year does not make two events one: a 2013 earthquake in a
+    # region the 2004 tsunami hit, against reports of a 2004 earthquake.
+    assert year_contrast(Counter({2004: 6, 2002: 3}), 7, Counter({2004: 14, 2013: 14}), 14) == 1.0
+    assert date_year(Counter({2004: 14, 2013: 14, 2009: 3}), 14) == 2013
+    assert date_year(Counter({2008: 4}), 17) is None
 
 
 def _year_linkage(years: dict[int, set[int]], veto: float, n: int = 8) -> list[list[int]]:
@@ -447,6 +455,13 @@ def test_the_year_veto_joins_halves_of_one_event() -> None:
     # A year in half of one group and none of the other is not enough at 0.8.
     half = {i: {2013} if i < 2 else set() for i in range(8)}
     assert _year_linkage(half, 0.8) == [list(range(8))]
+    # A background year in most of one half (the year a burnt building was built) does not keep
+    # it from the other when both are dated by the same year; with the halves dated by two
+    # different years it does.
+    background = {i: {2012} | ({1935} if i < 3 else set()) for i in range(8)}
+    assert _year_linkage(background, 0.7) == [list(range(8))]
+    two_dates = {i: ({2012} if i < 4 else {2013}) | ({1935} if i < 3 else set()) for i in range(8)}
+    assert _year_linkage(two_dates, 0.7) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_regroup_with_the_year_veto_keeps_two_patches_years_apart() -> None:

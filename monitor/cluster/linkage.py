@@ -100,13 +100,26 @@ def name_contrast(a: Counter[str], size_a: int, b: Counter[str], size_b: int) ->
 
 
 YEAR_RARE = 0.1  # the other group's share of articles mentioning a year, at most, for it to count
+YEAR_DATING = 0.5  # the share of a group's articles mentioning a year for it to date the group
+
+
+def date_year(counts: Counter[int], size: int) -> int | None:
+    """The year a group is dated by: the latest year at least ``YEAR_DATING`` of its members
+    mention (reports cite older years as background, the event's own year is the latest), or
+    None."""
+    return max((y for y, c in counts.items() if c >= YEAR_DATING * size), default=None)
 
 
 def year_contrast(a: Counter[int], size_a: int, b: Counter[int], size_b: int) -> float:
     """How much one of two groups is dated by a year the other does not mention: over both
     groups, the best share of its members mentioning a year that at most ``YEAR_RARE`` of the
     other group's members mention (one-sided: the other group may mention no year at all, as
-    reports of an old event often do; 0 when no year qualifies)."""
+    reports of an old event often do; 0 when no year qualifies). Two groups dated by the same
+    year (``date_year``) score 0: a background year only one of them cites (the year a burnt
+    building was built) does not tell two reports of one fire apart."""
+    dated = date_year(a, size_a)
+    if dated is not None and dated == date_year(b, size_b):
+        return 0.0
     best = 0.0
     for own, n_own, other, n_other in ((a, size_a, b, size_b), (b, size_b, a, size_a)):
         for year, c in own.items():
