@@ -222,12 +222,15 @@ def healthcheck(
 ) -> None:
     """Exit 0 when the daemon's heartbeat is fresh (for container healthchecks), else 1."""
     from monitor.daemon import heartbeat_age
+    from monitor.ops import daemon_stopped, read_daemon_state
 
     config = get_config()
     age = heartbeat_age(config.heartbeat, SystemClock())
     limit = since_option(max_age) or timedelta(seconds=90)
     if age is None:
         fail(f"no heartbeat at {config.heartbeat}")
+    if (stopped := daemon_stopped(read_daemon_state(config))) is not None:
+        fail(f"the daemon stopped at {utc_iso(stopped)}")
     if age > limit:
         fail(f"heartbeat is {age.total_seconds():.0f}s old (limit {limit.total_seconds():.0f}s)")
     out.print(f"ok: heartbeat {age.total_seconds():.0f}s old")

@@ -40,6 +40,7 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.metrics import DatabaseCollector, Health, Metrics, OpsServer
 from monitor.ops import (
     drop_text_batch,
+    mark_daemon_stopped,
     parse_address,
     read_watermark,
     retention_cutoff,
@@ -126,6 +127,7 @@ class Daemon:
         self.loop_probe = LOOP_PROBE
         self._loop: asyncio.AbstractEventLoop | None = None
         self._beat_at: float | None = None
+        self._state_written = False
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -181,6 +183,7 @@ class Daemon:
                 server.stop()
             if collector is not None:
                 collector.close()
+            self._mark_stopped()
         log.info("stopped")
 
     def _log_started(self) -> None:
@@ -210,6 +213,15 @@ class Daemon:
     def _write_state(self) -> None:
         try:
             write_daemon_state(self.config, self.started_at, self.http_address)
+            self._state_written = True
+        except OSError as exc:
+            log.warning("cannot write the daemon state file: %s", exc)
+
+    def _mark_stopped(self) -> None:
+        if not self._state_written:  # never started: nothing of ours to mark
+            return
+        try:
+            mark_daemon_stopped(self.config, SystemClock().now())
         except OSError as exc:
             log.warning("cannot write the daemon state file: %s", exc)
 

@@ -39,8 +39,26 @@ def state_file(config: Config) -> Path:
 
 
 def write_daemon_state(config: Config, started: datetime, http: str | None) -> None:
-    path = state_file(config)
     data = {"pid": os.getpid(), "started": utc_iso(started), "version": __version__, "http": http}
+    _write_state_file(config, data)
+
+
+def mark_daemon_stopped(config: Config, when: datetime) -> None:
+    """Record a clean stop, so ``monitor status`` says "stopped" at once rather than "running"
+    until the last heartbeat grows stale."""
+    _write_state_file(config, {**read_daemon_state(config), "stopped": utc_iso(when)})
+
+
+def daemon_stopped(state: dict[str, Any]) -> datetime | None:
+    """When the daemon that wrote ``state`` stopped cleanly; None while it runs (or crashed)."""
+    try:
+        return parse_iso(state.get("stopped"))
+    except (TypeError, ValueError):  # a hand-edited file: judge by the heartbeat alone
+        return None
+
+
+def _write_state_file(config: Config, data: dict[str, Any]) -> None:
+    path = state_file(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -137,7 +155,8 @@ def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Sta
     now = clock.now()
     state = read_daemon_state(config)
     age = heartbeat_age(config.heartbeat, clock)
-    running = age is not None and age <= HEARTBEAT_FRESH
+    stopped = daemon_stopped(state)
+    running = age is not None and age <= HEARTBEAT_FRESH and stopped is None
     started = parse_iso(state.get("started")) if running else None
     rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
     feeds, failing = feed_statuses(config, rows)
@@ -149,6 +168,8 @@ def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Sta
     notes = []
     if age is None:
         notes.append(f"no heartbeat at {config.heartbeat}: the daemon has not run here")
+    elif stopped is not None:
+        notes.append(f"the daemon stopped {_span(now - stopped)} ago")
     elif not running:
         notes.append(f"the daemon is not running (last heartbeat {_span(age)} ago)")
     return Status(

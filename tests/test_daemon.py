@@ -4,9 +4,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.clock import FakeClock
+from monitor.clock import FakeClock, SystemClock
 from monitor.config import load_config
 from monitor.daemon import Daemon, heartbeat_age, write_heartbeat
+from monitor.ops import gather_status
 from monitor.pipeline import PollOutcome
 from monitor.store import Store
 from tests.newsroom import Newsroom
@@ -46,8 +47,13 @@ def test_daemon_polls_every_feed_then_stops_cleanly(newsroom: Newsroom, tmp_path
     assert newsroom.requests_for("/off.xml") == []  # disabled feeds are not polled
     store = Store.open(config.database, create=False)
     assert store.count("items") == 5
+    # The heartbeat is seconds old, yet status says at once that the daemon stopped.
+    age = heartbeat_age(config.heartbeat, SystemClock())
+    assert age is not None and age < timedelta(seconds=90)
+    found = gather_status(config, store.conn, SystemClock())
     store.close()
-    assert config.heartbeat.exists()
+    assert not found.running and found.pid is None
+    assert found.notes[0].startswith("the daemon stopped")
 
 
 def test_heartbeat_age(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.clock import FakeClock, SystemClock
 from monitor.config import Config, load_config
 from monitor.daemon import Daemon, write_heartbeat
-from monitor.ops import parse_address, read_watermark, write_daemon_state
+from monitor.ops import mark_daemon_stopped, parse_address, read_watermark, write_daemon_state
 from monitor.schedule import FeedStatus
 from monitor.store import FeedStateUpdate, Store
 from monitor.timescale import TimeScale
@@ -102,6 +102,28 @@ def test_status_says_when_the_daemon_is_not_running(
     assert cli(["status", "--config", str(config.path)]) == 0
     text = capsys.readouterr().out
     assert "not running" in text and "last heartbeat 10m ago" in text
+
+
+def test_status_and_healthcheck_say_at_once_that_the_daemon_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = status_config(tmp_path)
+    now = SystemClock().now()
+    write_heartbeat(config.heartbeat, SystemClock())
+    write_daemon_state(config, now - timedelta(hours=1), None)
+    assert cli(["healthcheck", "--config", str(config.path)]) == 0
+    assert "ok: heartbeat" in capsys.readouterr().out
+    mark_daemon_stopped(config, now)  # a clean stop: the heartbeat is still fresh
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["running"] is False and found["pid"] is None
+    assert found["notes"] == ["the daemon stopped 0s ago"]
+    assert cli(["healthcheck", "--config", str(config.path)]) == 1
+    assert "the daemon stopped at" in capsys.readouterr().err
+    # Started again: running.
+    write_daemon_state(config, now, None)
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    assert json.loads(capsys.readouterr().out)["running"] is True
 
 
 # --------------------------------------------------------------------------- /healthz and /metrics
