@@ -20,7 +20,15 @@ from monitor.cli import (
     setup_logging,
 )
 from monitor.clock import SystemClock, parse_iso
-from monitor.ops import Status, gather_status, human_size, human_span, parse_address, vacuum
+from monitor.ops import (
+    DaemonRunning,
+    Status,
+    gather_status,
+    human_size,
+    human_span,
+    parse_address,
+    vacuum,
+)
 from monitor.store import StoreError
 
 
@@ -47,7 +55,7 @@ def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> N
     daemon = Daemon(config, time_scale=scale, http=address, watch=WatchSettings())
     try:
         asyncio.run(daemon.serve())
-    except StoreError as exc:
+    except (StoreError, DaemonRunning) as exc:
         fail(str(exc))
     except OSError as exc:  # the HTTP port is taken, or the address is not ours
         fail(f"cannot serve HTTP on {address}: {exc}")

@@ -39,6 +39,7 @@ from monitor.clock import Clock, SystemClock, parse_iso, utc_iso
 from monitor.config import Config, ConfigError, load_config
 from monitor.metrics import DatabaseCollector, Health, Metrics, OpsServer
 from monitor.ops import (
+    daemon_lock,
     drop_text_batch,
     mark_daemon_stopped,
     parse_address,
@@ -135,6 +136,12 @@ class Daemon:
     # ----------------------------------------------------------------- life cycle
 
     async def serve(self) -> None:
+        """Run until ``request_stop`` (or SIGINT / SIGTERM); ``DaemonRunning`` if another daemon
+        serves the same database."""
+        with daemon_lock(self.config):
+            await self._serve()
+
+    async def _serve(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -29,6 +31,41 @@ from monitor.match import archive
 HEARTBEAT_FRESH = timedelta(seconds=90)  # the daemon writes one every 15 s
 RETENTION_WATERMARK = "retention.text_dropped_before"
 RETENTION_BATCH = 500
+
+
+# --------------------------------------------------------------------------- one daemon per database
+
+
+class DaemonRunning(Exception):
+    """Another daemon holds the database's lock."""
+
+
+def lock_file(config: Config) -> Path:
+    return config.database.with_name(config.database.name + ".daemon.lock")
+
+
+@contextlib.contextmanager
+def daemon_lock(config: Config) -> Iterator[None]:
+    """Hold the database's daemon lock while the block runs: a second daemon on the same
+    database would poll every feed twice and race the first for its alerts. The operating
+    system releases the lock when the process ends, however it ends, so a crash leaves none."""
+    path = lock_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise DaemonRunning(
+                f"another daemon is running on {config.database}{pid}: stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
 
 
 # --------------------------------------------------------------------------- daemon state file

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -16,7 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.clock import FakeClock, SystemClock
 from monitor.config import Config, load_config
 from monitor.daemon import Daemon, write_heartbeat
-from monitor.ops import mark_daemon_stopped, parse_address, read_watermark, write_daemon_state
+from monitor.ops import (
+    DaemonRunning,
+    mark_daemon_stopped,
+    parse_address,
+    read_watermark,
+    write_daemon_state,
+)
 from monitor.schedule import FeedStatus
 from monitor.store import FeedStateUpdate, Store
 from monitor.timescale import TimeScale
@@ -406,3 +414,37 @@ def test_scaled_clock_runs_fast_and_continues_across_restarts() -> None:
         seconds=1
     )
     assert TimeScale.fast(1.0).factor == 1.0 and isinstance(TimeScale.real().clock, SystemClock)
+
+
+# --------------------------------------------------------------------------- one daemon per database
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = logging.getLogger()  # `monitor run` sets up logging: keep it from outliving the test
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        "workers: 0\ndatabase: state/m.db\nheartbeat: state/hb\nfeeds: []\n",
+    )
+    config = load_config(path)
+    events = Events()
+    first = Daemon(config)
+
+    async def scenario() -> None:
+        async with running(first, events):
+            await events.until(lambda: any(m.startswith("started") for m in events.logs))
+            with pytest.raises(DaemonRunning, match=rf"m\.db \(pid {os.getpid()}\): stop it first"):
+                await Daemon(config).serve()
+            # `monitor run` says so and exits 1, leaving the first daemon's state alone.
+            assert await asyncio.to_thread(cli, ["run", "--config", str(path)]) == 1
+            assert "another daemon is running" in capsys.readouterr().err
+            assert first.phase == "running"
+        # Once the first has stopped, the lock is free again.
+        second = Daemon(config)
+        async with running(second, events):
+            await events.until(lambda: second.phase == "running")
+
+    asyncio.run(scenario())
