@@ -6,13 +6,15 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -540,10 +542,52 @@ def _pydantic_problems(
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and indentation)"
+            message = _unknown_key_message(loc)
         elif error["type"] == "missing":
             message = "required key is missing"
         yield ConfigProblem(shown, line_of(lines, loc), _dotted(loc), message)
+
+
+def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
+    known = _keys_at(ConfigModel, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]!r}?" if close else "check its spelling and indentation"
+    return f"unknown key ({hint})"
+
+
+def _keys_at(annotation: Any, path: tuple[str | int, ...]) -> set[str]:
+    """The keys the config allows at ``path`` (a pydantic error's location), walking the models'
+    annotations; empty where the walk gets lost (a union member pydantic named, say)."""
+    options = _unwrap(annotation)
+    for part in path:
+        options = [nxt for option in options for nxt in _step(option, part)]
+    return {
+        name
+        for option in options
+        if isinstance(option, type) and issubclass(option, BaseModel)
+        for name in option.model_fields
+    }
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """``A | B | None`` and ``Annotated[A, ...]`` -> the plain types inside."""
+    if get_origin(annotation) is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _step(annotation: Any, part: str | int) -> list[Any]:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        found = annotation.model_fields.get(str(part))
+        return _unwrap(found.annotation) if found is not None else []
+    if origin in (list, tuple) and isinstance(part, int) and args:
+        return _unwrap(args[0])
+    if origin is dict and isinstance(part, str) and len(args) == 2:
+        return _unwrap(args[1])
+    return []
 
 
 def _cross_checks(model: ConfigModel, lines: Mapping[str, int], shown: str) -> list[ConfigProblem]:

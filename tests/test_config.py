@@ -84,6 +84,35 @@ topics:
     assert len(found) == 3  # cross-checks run only once the shape is valid
 
 
+def test_an_unknown_key_names_the_closest_key_allowed_there() -> None:
+    text = """\
+defaults:
+  intervall: 5m
+fetch:
+  per_hots: 3
+feeds:
+  - {name: A, url: "https://a.example/feed", fetch_articel: false}
+channels:
+  desk: {url: "json://127.0.0.1:9/hook", mdoe: digest}
+topics:
+  - {name: t, query: x, colour: red}
+"""
+    found = problems(text)
+    assert "conf.yaml:2: defaults.intervall: unknown key (did you mean 'interval'?)" in found
+    assert "conf.yaml:4: fetch.per_hots: unknown key (did you mean 'per_host'?)" in found
+    assert any(
+        p.startswith(
+            "conf.yaml:6: feeds[0].fetch_articel: unknown key (did you mean 'fetch_article'"
+        )
+        for p in found
+    )
+    assert any("channels.desk.mdoe: unknown key (did you mean 'mode'?)" in p for p in found)
+    # Nothing close: the plain hint.
+    assert (
+        "conf.yaml:10: topics[0].colour: unknown key (check its spelling and indentation)" in found
+    )
+
+
 def test_cross_checks_name_line_and_key() -> None:
     text = """\
 feeds:
