@@ -189,10 +189,14 @@ def once(
     config = get_config()
     setup_logging(config)
     from monitor.once import run_once_command
+    from monitor.ops import DaemonLockError, daemon_lock
 
     try:
-        code = asyncio.run(run_once_command(config, out, send_alerts=not no_alerts))
-    except StoreError as exc:
+        # The daemon's lock: a pass beside a running daemon would poll its feeds twice and race
+        # it for its alerts.
+        with daemon_lock(config):
+            code = asyncio.run(run_once_command(config, out, send_alerts=not no_alerts))
+    except (StoreError, DaemonLockError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
 
@@ -229,7 +233,8 @@ def healthcheck(
     limit = since_option(max_age) or timedelta(seconds=90)
     if age is None:
         fail(f"no heartbeat at {config.heartbeat}")
-    if (stopped := daemon_stopped(read_daemon_state(config))) is not None:
+    now = SystemClock().now()
+    if (stopped := daemon_stopped(read_daemon_state(config), age, now)) is not None:
         fail(f"the daemon stopped at {utc_iso(stopped)}")
     if age > limit:
         fail(f"heartbeat is {age.total_seconds():.0f}s old (limit {limit.total_seconds():.0f}s)")

@@ -21,7 +21,7 @@ from monitor.cli import (
 )
 from monitor.clock import SystemClock, parse_iso
 from monitor.ops import (
-    DaemonRunning,
+    DaemonLockError,
     Status,
     gather_status,
     human_size,
@@ -55,7 +55,7 @@ def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> N
     daemon = Daemon(config, time_scale=scale, http=address, watch=WatchSettings())
     try:
         asyncio.run(daemon.serve())
-    except (StoreError, DaemonRunning) as exc:
+    except (StoreError, DaemonLockError) as exc:
         fail(str(exc))
     except OSError as exc:  # the HTTP port is taken, or the address is not ours
         fail(f"cannot serve HTTP on {address}: {exc}")

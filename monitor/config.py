@@ -534,12 +534,16 @@ def _substitute_env(
 # --------------------------------------------------------------------------- problems
 
 
+_VALIDATOR_TAG = re.compile(r"function-(?:before|after|wrap|plain)\[.*\]\Z", re.DOTALL)
+
+
 def _pydantic_problems(
     exc: ValidationError, lines: Mapping[str, int], shown: str
 ) -> Iterator[ConfigProblem]:
     for error in exc.errors():
-        # Drop pydantic's internal loc parts (validator names such as 'function-before[...]').
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        # Drop pydantic's internal loc parts (validator names such as 'function-before[...]'),
+        # not the user's keys (a channel may be named 'desk[1]').
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _VALIDATOR_TAG.match(p)))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = _unknown_key_message(loc)

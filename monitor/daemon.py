@@ -228,7 +228,7 @@ class Daemon:
         if not self._state_written:  # never started: nothing of ours to mark
             return
         try:
-            mark_daemon_stopped(self.config, SystemClock().now())
+            mark_daemon_stopped(self.config, self.started_at, SystemClock().now())
         except OSError as exc:
             log.warning("cannot write the daemon state file: %s", exc)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -28,6 +29,8 @@ from monitor.clock import Clock, parse_iso, utc_iso
 from monitor.config import Config
 from monitor.match import archive
 
+log = logging.getLogger(__name__)
+
 HEARTBEAT_FRESH = timedelta(seconds=90)  # the daemon writes one every 15 s
 RETENTION_WATERMARK = "retention.text_dropped_before"
 RETENTION_BATCH = 500
@@ -36,7 +39,11 @@ RETENTION_BATCH = 500
 # --------------------------------------------------------------------------- one daemon per database
 
 
-class DaemonRunning(Exception):
+class DaemonLockError(Exception):
+    """The daemon cannot take the database's lock (its folder is read-only, say)."""
+
+
+class DaemonRunning(DaemonLockError):
     """Another daemon holds the database's lock."""
 
 
@@ -50,8 +57,11 @@ def daemon_lock(config: Config) -> Iterator[None]:
     database would poll every feed twice and race the first for its alerts. The operating
     system releases the lock when the process ends, however it ends, so a crash leaves none."""
     path = lock_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DaemonLockError(f"cannot create the daemon lock {path}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,8 +71,11 @@ def daemon_lock(config: Config) -> Iterator[None]:
             raise DaemonRunning(
                 f"another daemon is running on {config.database}{pid}: stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        except OSError as exc:  # a file system without locks (some network mounts): run unguarded
+            log.warning("cannot lock %s (%s): a second daemon would not be refused", path, exc)
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
@@ -80,18 +93,30 @@ def write_daemon_state(config: Config, started: datetime, http: str | None) -> N
     _write_state_file(config, data)
 
 
-def mark_daemon_stopped(config: Config, when: datetime) -> None:
+def mark_daemon_stopped(config: Config, started: datetime, when: datetime) -> None:
     """Record a clean stop, so ``monitor status`` says "stopped" at once rather than "running"
-    until the last heartbeat grows stale."""
-    _write_state_file(config, {**read_daemon_state(config), "stopped": utc_iso(when)})
+    until the last heartbeat grows stale. Only our own record is marked: another daemon sharing
+    the heartbeat file (another database) may have written it since."""
+    state = read_daemon_state(config)
+    if state.get("pid") == os.getpid() and state.get("started") == utc_iso(started):
+        _write_state_file(config, {**state, "stopped": utc_iso(when)})
 
 
-def daemon_stopped(state: dict[str, Any]) -> datetime | None:
-    """When the daemon that wrote ``state`` stopped cleanly; None while it runs (or crashed)."""
+def daemon_stopped(
+    state: dict[str, Any], heartbeat_age: timedelta | None, now: datetime
+) -> datetime | None:
+    """When the daemon that wrote ``state`` stopped cleanly; None while it runs (or crashed).
+    A heartbeat written after the stop mark wins: a daemon is beating that did not (or could
+    not) rewrite the record."""
     try:
-        return parse_iso(state.get("stopped"))
+        stopped = parse_iso(state.get("stopped"))
     except (TypeError, ValueError):  # a hand-edited file: judge by the heartbeat alone
         return None
+    # Both times are to the second, and the age was measured a moment apart from ``now``.
+    beat = now - heartbeat_age if heartbeat_age is not None else None
+    if stopped is None or (beat is not None and beat > stopped + timedelta(seconds=1)):
+        return None
+    return stopped
 
 
 def _write_state_file(config: Config, data: dict[str, Any]) -> None:
@@ -192,7 +217,7 @@ def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Sta
     now = clock.now()
     state = read_daemon_state(config)
     age = heartbeat_age(config.heartbeat, clock)
-    stopped = daemon_stopped(state)
+    stopped = daemon_stopped(state, age, now)
     running = age is not None and age <= HEARTBEAT_FRESH and stopped is None
     started = parse_iso(state.get("started")) if running else None
     rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()

@@ -93,7 +93,7 @@ fetch:
 feeds:
   - {name: A, url: "https://a.example/feed", fetch_articel: false}
 channels:
-  desk: {url: "json://127.0.0.1:9/hook", mdoe: digest}
+  "desk[1]": {url: "json://127.0.0.1:9/hook", mdoe: digest}
 topics:
   - {name: t, query: x, colour: red}
 """
@@ -106,7 +106,7 @@ topics:
         )
         for p in found
     )
-    assert any("channels.desk.mdoe: unknown key (did you mean 'mode'?)" in p for p in found)
+    assert any("channels.desk[1].mdoe: unknown key (did you mean 'mode'?)" in p for p in found)
     # Nothing close: the plain hint.
     assert (
         "conf.yaml:10: topics[0].colour: unknown key (check its spelling and indentation)" in found

@@ -20,9 +20,12 @@ from monitor.clock import FakeClock, SystemClock
 from monitor.config import Config, load_config
 from monitor.daemon import Daemon, write_heartbeat
 from monitor.ops import (
+    DaemonLockError,
     DaemonRunning,
+    daemon_lock,
     mark_daemon_stopped,
     parse_address,
+    read_daemon_state,
     read_watermark,
     write_daemon_state,
 )
@@ -117,12 +120,16 @@ def test_status_and_healthcheck_say_at_once_that_the_daemon_stopped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = status_config(tmp_path)
-    now = SystemClock().now()
-    write_heartbeat(config.heartbeat, SystemClock())
-    write_daemon_state(config, now - timedelta(hours=1), None)
+    now = SystemClock().now().replace(microsecond=0)
+    started = now - timedelta(hours=1)
+    write_heartbeat(config.heartbeat, FakeClock(now))
+    write_daemon_state(config, started, None)
     assert cli(["healthcheck", "--config", str(config.path)]) == 0
     assert "ok: heartbeat" in capsys.readouterr().out
-    mark_daemon_stopped(config, now)  # a clean stop: the heartbeat is still fresh
+    # Another daemon (same heartbeat file, another database) stopping leaves our record alone.
+    mark_daemon_stopped(config, started - timedelta(days=1), now)
+    assert "stopped" not in read_daemon_state(config)
+    mark_daemon_stopped(config, started, now)  # our clean stop: the heartbeat is still fresh
     assert cli(["status", "--json", "--config", str(config.path)]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["running"] is False and found["pid"] is None
@@ -130,10 +137,27 @@ def test_status_and_healthcheck_say_at_once_that_the_daemon_stopped(
     assert re.fullmatch(r"the daemon stopped \d+s ago", note), note  # seconds on a real clock
     assert cli(["healthcheck", "--config", str(config.path)]) == 1
     assert "the daemon stopped at" in capsys.readouterr().err
-    # Started again: running.
-    write_daemon_state(config, now, None)
+    # A heartbeat after the stop mark: a daemon is beating that could not rewrite the record.
+    write_heartbeat(config.heartbeat, FakeClock(now + timedelta(seconds=2)))
     assert cli(["status", "--json", "--config", str(config.path)]) == 0
     assert json.loads(capsys.readouterr().out)["running"] is True
+    assert cli(["healthcheck", "--config", str(config.path)]) == 0
+
+
+def test_a_daemon_that_cannot_create_its_lock_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blocker").write_text("a file where the state folder should be")
+    path = write_config(
+        tmp_path / "monitor.yaml", "workers: 0\ndatabase: blocker/m.db\nheartbeat: hb\nfeeds: []\n"
+    )
+    with (
+        pytest.raises(
+            DaemonLockError, match=r"cannot create the daemon lock .*m\.db\.daemon\.lock"
+        ),
+        daemon_lock(load_config(path)),
+    ):
+        pass
 
 
 # --------------------------------------------------------------------------- /healthz and /metrics
@@ -442,6 +466,9 @@ def test_a_second_daemon_on_the_same_database_is_refused(
                 await Daemon(config).serve()
             # `monitor run` says so and exits 1, leaving the first daemon's state alone.
             assert await asyncio.to_thread(cli, ["run", "--config", str(path)]) == 1
+            assert "another daemon is running" in capsys.readouterr().err
+            # Nor does a one-off pass run beside it.
+            assert await asyncio.to_thread(cli, ["once", "--config", str(path)]) == 1
             assert "another daemon is running" in capsys.readouterr().err
             assert first.phase == "running"
         # Once the first has stopped, the lock is free again.
