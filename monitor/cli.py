@@ -225,17 +225,17 @@ def healthcheck(
     max_age: Annotated[str, typer.Option(help="Oldest acceptable heartbeat.")] = "90s",
 ) -> None:
     """Exit 0 when the daemon's heartbeat is fresh (for container healthchecks), else 1."""
-    from monitor.daemon import heartbeat_age
+    from monitor.daemon import last_heartbeat
     from monitor.ops import daemon_stopped, read_daemon_state
 
     config = get_config()
-    age = heartbeat_age(config.heartbeat, SystemClock())
+    beat = last_heartbeat(config.heartbeat)
     limit = since_option(max_age) or timedelta(seconds=90)
-    if age is None:
+    if beat is None:
         fail(f"no heartbeat at {config.heartbeat}")
-    now = SystemClock().now()
-    if (stopped := daemon_stopped(read_daemon_state(config), age, now)) is not None:
+    if (stopped := daemon_stopped(read_daemon_state(config), beat)) is not None:
         fail(f"the daemon stopped at {utc_iso(stopped)}")
+    age = SystemClock().now() - beat
     if age > limit:
         fail(f"heartbeat is {age.total_seconds():.0f}s old (limit {limit.total_seconds():.0f}s)")
     out.print(f"ok: heartbeat {age.total_seconds():.0f}s old")

@@ -128,7 +128,6 @@ class Daemon:
         self.loop_probe = LOOP_PROBE
         self._loop: asyncio.AbstractEventLoop | None = None
         self._beat_at: float | None = None
-        self._state_written = False
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -220,13 +219,11 @@ class Daemon:
     def _write_state(self) -> None:
         try:
             write_daemon_state(self.config, self.started_at, self.http_address)
-            self._state_written = True
         except OSError as exc:
             log.warning("cannot write the daemon state file: %s", exc)
 
     def _mark_stopped(self) -> None:
-        if not self._state_written:  # never started: nothing of ours to mark
-            return
+        # A daemon that never wrote its record (it failed to start) finds another's: left alone.
         try:
             mark_daemon_stopped(self.config, self.started_at, SystemClock().now())
         except OSError as exc:
@@ -550,10 +547,15 @@ def write_heartbeat(path: Path, clock: Clock) -> bool:
     return True
 
 
-def heartbeat_age(path: Path, clock: Clock) -> timedelta | None:
-    """How old the daemon's last heartbeat is; None when there is none."""
+def last_heartbeat(path: Path) -> datetime | None:
+    """When the daemon last wrote its heartbeat; None when there is none."""
     try:
-        when = parse_iso(path.read_text(encoding="utf-8").strip())
+        return parse_iso(path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
+
+
+def heartbeat_age(path: Path, clock: Clock) -> timedelta | None:
+    """How old the daemon's last heartbeat is; None when there is none."""
+    when = last_heartbeat(path)
     return clock.now() - when if when else None

@@ -102,9 +102,7 @@ def mark_daemon_stopped(config: Config, started: datetime, when: datetime) -> No
         _write_state_file(config, {**state, "stopped": utc_iso(when)})
 
 
-def daemon_stopped(
-    state: dict[str, Any], heartbeat_age: timedelta | None, now: datetime
-) -> datetime | None:
+def daemon_stopped(state: dict[str, Any], last_beat: datetime | None) -> datetime | None:
     """When the daemon that wrote ``state`` stopped cleanly; None while it runs (or crashed).
     A heartbeat written after the stop mark wins: a daemon is beating that did not (or could
     not) rewrite the record."""
@@ -112,9 +110,7 @@ def daemon_stopped(
         stopped = parse_iso(state.get("stopped"))
     except (TypeError, ValueError):  # a hand-edited file: judge by the heartbeat alone
         return None
-    # Both times are to the second, and the age was measured a moment apart from ``now``.
-    beat = now - heartbeat_age if heartbeat_age is not None else None
-    if stopped is None or (beat is not None and beat > stopped + timedelta(seconds=1)):
+    if stopped is None or (last_beat is not None and last_beat > stopped):
         return None
     return stopped
 
@@ -212,12 +208,13 @@ def feed_statuses(
 
 def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Status:
     from monitor.alert import outbox
-    from monitor.daemon import heartbeat_age
+    from monitor.daemon import last_heartbeat
 
     now = clock.now()
     state = read_daemon_state(config)
-    age = heartbeat_age(config.heartbeat, clock)
-    stopped = daemon_stopped(state, age, now)
+    beat = last_heartbeat(config.heartbeat)
+    age = now - beat if beat is not None else None
+    stopped = daemon_stopped(state, beat)
     running = age is not None and age <= HEARTBEAT_FRESH and stopped is None
     started = parse_iso(state.get("started")) if running else None
     rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
