@@ -144,9 +144,7 @@ def test_status_and_healthcheck_say_at_once_that_the_daemon_stopped(
     assert cli(["healthcheck", "--config", str(config.path)]) == 0
 
 
-def test_a_daemon_that_cannot_create_its_lock_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_daemon_that_cannot_create_its_lock_says_so(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where the state folder should be")
     path = write_config(
         tmp_path / "monitor.yaml", "workers: 0\ndatabase: blocker/m.db\nheartbeat: hb\nfeeds: []\n"
