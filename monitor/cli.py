@@ -69,7 +69,10 @@ def split_config_option(argv: list[str]) -> tuple[list[str], str | None]:
 
 def main(argv: list[str] | None = None) -> None:
     args, STATE.config_path = split_config_option(list(sys.argv[1:] if argv is None else argv))
-    app(args=args, prog_name="monitor")
+    try:
+        app(args=args, prog_name="monitor")
+    finally:  # one invocation's --config must not outlive it (main is called in-process too)
+        _forget_config_path()
 
 
 def _version(value: bool) -> None:
@@ -80,6 +83,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -93,6 +97,13 @@ def _root(
     ] = None,
 ) -> None:
     """news-monitor: watch news feeds for topics; one alert per new development."""
+    if config is not None:  # `main` takes --config out first; this is the app called directly
+        STATE.config_path = config
+        ctx.call_on_close(_forget_config_path)
+
+
+def _forget_config_path() -> None:
+    STATE.config_path = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -131,7 +142,15 @@ def setup_logging(config: Config) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.model.log_level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "apscheduler",
+        "trafilatura",
+        "htmldate",
+        "courlan",
+        "apprise",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -307,7 +326,7 @@ def items(
     for row in rows:
         table.add_row(
             str(row["id"]),
-            row["fetched"],
+            _ago(row["fetched"]),
             row["feed"] or "",
             row["title"],
             row["language"] or "",
@@ -409,12 +428,12 @@ def alerts(
         when = row.sent_at if row.status == "sent" else row.next_attempt_at
         table.add_row(
             str(row.id),
-            utc_iso(row.created_at) or "",
+            _ago(utc_iso(row.created_at)),
             row.channel,
             row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
             _alert_status_style(row.status),
             str(row.attempts),
-            "-" if row.status == "failed" else (utc_iso(when) or ""),
+            "-" if row.status == "failed" else _ago(utc_iso(when)),
             ", ".join(row.topics),
             row.as_json()["title"],
             config.mask(row.last_error or ""),

@@ -390,8 +390,14 @@ def _hostname(url: str) -> str | None:
 
 
 def _htmldate(tree: HtmlElement, url: str) -> datetime | None:
-    """htmldate's guess (URL patterns, visible dates) when the page declares no date itself."""
-    found = find_date(tree, url=url or None, original_date=True, extensive_search=True)
+    """htmldate's reading of the page's markup (a date in the URL, ``<time>`` elements, elements
+    classed as dates) when the page declares no date in its meta tags or JSON-LD.
+
+    Not its extensive search of the visible text: that takes a date the article merely mentions
+    ("the 1961 treaty, renewed in 2000" gives 2000-01-01), and a fresh report dated years back
+    would never be alerted (``alert_max_age``). An undated article counts as new instead.
+    """
+    found = find_date(tree, url=url or None, original_date=True, extensive_search=False)
     return _parse_date(found) if isinstance(found, str) else None
 
 

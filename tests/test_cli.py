@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from monitor import __version__
-from monitor.cli import main, split_config_option
+from monitor.cli import app, main, split_config_option
 from tests.newsroom import Newsroom, Status
 
 
@@ -61,6 +62,20 @@ def test_check_ok_and_error_exit_codes(tmp_path: Path, capsys: pytest.CaptureFix
     errors = capsys.readouterr().err
     assert f"{bad}:3: feeds[0].url: 'nope' is not an http(s) URL" in errors
     assert f"{bad}:4: feeds[0].colour: unknown key" in errors
+
+
+def test_a_config_option_holds_for_its_own_invocation_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = feeds_config(tmp_path, {"A": "https://a.example/feed"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("feeds:\n  - name: A\n    url: nope\n", encoding="utf-8")
+    monkeypatch.setenv("MONITOR_CONFIG", str(bad))
+    assert cli(["check", "--config", str(good)]) == 0
+    assert cli(["check"]) == 2  # $MONITOR_CONFIG again, not the last --config
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", str(good), "check"]).exit_code == 0
+    assert runner.invoke(app, ["check"]).exit_code == 2
 
 
 def test_check_masks_secrets(

@@ -243,6 +243,18 @@ def test_publication_time_comes_as_aware_utc(head: str, expected: datetime) -> N
     assert page.published == expected
 
 
+def test_a_year_the_text_mentions_is_not_the_publication_date() -> None:
+    # No date in the feed, the meta tags or the URL: the article is undated (alerted as new),
+    # not dated by the year of a treaty it recalls (then it would be "too old" to alert).
+    html = render(ENGLISH, opengraph=False, dated_byline=False).replace(
+        "</article>",
+        "<p>The 1961 treaty was renewed in 2000, officials recalled on Monday.</p></article>",
+    )
+    page = extract_page(html.encode(), "https://courier.example/news/tram.html")
+    assert "1961 treaty" in page.text
+    assert page.published is None
+
+
 def test_korean_page_with_json_ld_metadata() -> None:
     html = render(KOREAN, opengraph=False, json_ld=True).encode()
     page = extract_page(html, "https://hanbit.example/news/1")
