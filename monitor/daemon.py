@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 import random
+import shlex
 import signal
 import threading
 import time
@@ -464,6 +465,13 @@ class Daemon:
             return await self._reject(["the edited config could not be applied (see the log)"])
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded: %s", diff.summary())
+        for name in diff.rematch:
+            log.info(
+                "topic %s matches new articles from now on; `monitor rematch --topic %s` "
+                "applies it to the stored ones (no alerts)",
+                name,
+                shlex.quote(name),
+            )
         if diff.restart:
             log.warning(
                 "not applied until a restart: %s (still using the running values)",

@@ -71,6 +71,9 @@ class ConfigDiff:
     stop: frozenset[str] = field(default_factory=frozenset)
     retime: frozenset[str] = field(default_factory=frozenset)  # effective interval changed
     refetch: frozenset[str] = field(default_factory=frozenset)  # what is fetched changed
+    # Topics added, or whose matching changed (query, terms, languages): they apply to new
+    # articles from now on; `monitor rematch` applies them to the stored ones.
+    rematch: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -105,6 +108,7 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
             _named_changes({t.name: t for t in old.topics}, {t.name: t for t in new.topics})
         ),
         channels=tuple(_named_changes(old.channels, new.channels)),
+        rematch=tuple(_rematch_topics(old, new)),
         settings=tuple(_setting_changes(old, new)),
         restart=tuple(_restart_changes(old, new)),
         start=frozenset(start),
@@ -182,6 +186,17 @@ def _named_changes(before: dict[str, Any], after: dict[str, Any]) -> Iterable[st
     for name in before:
         if name not in after:
             yield f"-{name}"
+
+
+_MATCHING_KEYS = ("query", "all", "any", "none", "languages")
+
+
+def _rematch_topics(old: Config, new: Config) -> Iterable[str]:
+    before = {t.name: t for t in old.topics}
+    for topic in new.topics:
+        was = before.get(topic.name)
+        if was is None or any(getattr(was, k) != getattr(topic, k) for k in _MATCHING_KEYS):
+            yield topic.name
 
 
 def _setting_changes(old: Config, new: Config) -> Iterable[str]:

@@ -48,6 +48,24 @@ def test_diff_names_what_changed_in_one_short_line() -> None:
     assert diff.start == {"Yonhap"} and diff.stop == {"TASS"} and diff.retime == {"Meduza"}
     assert not diff.restart and diff.live
     assert diff_configs(old, old).empty and diff_configs(old, old).summary() == "no change"
+    assert diff.rematch == ("kursk",)  # its query changed: stored items could match now
+
+
+def test_diff_names_the_topics_stored_items_should_be_rematched_for() -> None:
+    old = parsed(
+        "channels: {a: 'json://localhost/a', b: 'json://localhost/b'}\ntopics:\n"
+        "  - {name: routed, query: x, notify: [a]}\n  - {name: langs, query: y}\n"
+        "  - {name: gone, query: z}\n"
+    )
+    new = parsed(
+        "channels: {a: 'json://localhost/a', b: 'json://localhost/b'}\ntopics:\n"
+        "  - {name: routed, query: x, notify: [b]}\n  - {name: langs, query: y, languages: [ru]}\n"
+        "  - {name: fresh, any: [w]}\n"
+    )
+    diff = diff_configs(old, new)
+    assert diff.topics == ("~routed", "~langs", "+fresh", "-gone")
+    # A new route changes no match; new languages or a new topic do.
+    assert diff.rematch == ("langs", "fresh")
 
 
 def test_diff_reports_disabled_feeds_channels_settings_and_defaults() -> None:
@@ -149,6 +167,7 @@ def test_running_daemon_applies_valid_edits_and_refuses_broken_ones(
                 assert first.diff.summary() == ("feeds: ~A interval 1h→30m, +C, -B; topics: +t1")
                 await events.until(lambda: events.polled("C") == 1)  # the new feed is polled
                 assert any("config reloaded: feeds: ~A interval 1h→30m" in m for m in events.logs)
+                assert any("`monitor rematch --topic t1`" in m for m in events.logs)
                 assert daemon._scheduler is not None
                 jobs = {job.id: job for job in daemon._scheduler.get_jobs()}
                 assert "feed:B" not in jobs and "feed:C" in jobs
