@@ -377,6 +377,28 @@ def import_opml(
         fail(f"the config no longer validates after the import:\n{exc}", EXIT_CONFIG)
 
 
+@app.command("export-opml")
+def export_opml(
+    file: Annotated[
+        Path | None, typer.Argument(dir_okay=False, help="Write here (default: standard output).")
+    ] = None,
+) -> None:
+    """Write the configured feeds (disabled ones too) as an OPML subscription list."""
+    from monitor.opml import OpmlFeed, write_opml
+
+    config = get_config()
+    document = write_opml(OpmlFeed(f.name, f.url) for f in config.feeds)
+    if file is None or str(file) == "-":
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+        return
+    try:
+        file.write_bytes(document)
+    except OSError as exc:
+        fail(f"cannot write {file}: {exc}")
+    err.print(f"wrote {len(config.feeds)} feeds to {file}", markup=False)
+
+
 def iso(value: Any) -> str | None:
     return utc_iso(value) if value is not None else None
 

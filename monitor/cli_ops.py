@@ -1,9 +1,11 @@
-"""Operating commands: `monitor run` (its body), `monitor status`, `monitor vacuum`."""
+"""Operating commands: `monitor run` (its body), `monitor status`, `monitor backup`,
+`monitor vacuum`."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,8 +23,10 @@ from monitor.cli import (
 )
 from monitor.clock import SystemClock, parse_iso
 from monitor.ops import (
+    BackupError,
     DaemonLockError,
     Status,
+    backup,
     gather_status,
     human_size,
     human_span,
@@ -104,6 +108,27 @@ def print_status(found: Status) -> None:
         f"{alerts['sent']} sent"
     )
     out.print(f"database: {found.database} ({human_size(found.database_bytes)})", markup=False)
+
+
+@app.command("backup")
+def backup_command(
+    destination: Annotated[Path, typer.Argument(help="The backup file to write.", dir_okay=False)],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace DESTINATION if it exists.")
+    ] = False,
+) -> None:
+    """Copy the database to DESTINATION as one consistent snapshot (safe while the daemon runs)."""
+    config = get_config()
+    with open_store(config, create=False) as store:
+        try:
+            report = backup(store.conn, destination.expanduser(), overwrite=force)
+        except BackupError as exc:
+            fail(str(exc))
+    out.print(
+        f"backed up {config.database} to {report.destination}: {report.items} items, "
+        f"{human_size(report.size)}",
+        markup=False,
+    )
 
 
 @app.command("vacuum")

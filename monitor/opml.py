@@ -1,7 +1,9 @@
-"""OPML import: read an export's feeds and append them to the config file, keeping its comments."""
+"""OPML: read an export's feeds and append them to the config file, keeping its comments; write the
+configured feeds as an OPML 2.0 subscription list (for another reader, or a backup of the list)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +68,16 @@ def _unique(name: str, taken: set[str]) -> str:
     while f"{name} ({number})" in taken:
         number += 1
     return f"{name} ({number})"
+
+
+def write_opml(feeds: Iterable[OpmlFeed], title: str = "news-monitor feeds") -> bytes:
+    """An OPML 2.0 document listing ``feeds`` (one RSS outline each), UTF-8."""
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = title
+    body = etree.SubElement(root, "body")
+    for feed in feeds:
+        etree.SubElement(
+            body, "outline", type="rss", text=feed.name, title=feed.name, xmlUrl=feed.url
+        )
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

@@ -2,6 +2,9 @@
 
 - The daemon writes `daemon.json` (pid, start time, version, HTTP address) next to its heartbeat file
   when it starts; `monitor status` reads it with the heartbeat to say whether it runs and for how long.
+- `monitor backup DEST` copies the database with SQLite's online backup API: a consistent snapshot
+  even while the daemon writes (a plain file copy of a WAL database can miss or tear the last
+  transactions), written beside DEST and renamed into place, so DEST is never half a database.
 - Retention (`retention.drop_text_after`) empties the text and summary of items first seen before the
   cutoff and removes them from the search index; title, link, dates, feeds, matches, developments and
   alerts stay. The daemon runs it once a day from where the last run stopped (a watermark in `kv`);
@@ -360,3 +363,41 @@ def vacuum(conn: sqlite3.Connection, config: Config, database: Path, now: dateti
     return VacuumReport(
         dropped, format_duration(keep) if keep else None, before, database_size(database)
     )
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    destination: Path
+    size: int
+    items: int
+
+
+class BackupError(Exception):
+    """The backup could not be made (the message says why); nothing was left at the destination."""
+
+
+def backup(conn: sqlite3.Connection, destination: Path, *, overwrite: bool = False) -> BackupReport:
+    """Copy the open database ``conn`` to ``destination`` as one consistent snapshot."""
+    if destination.is_dir():
+        raise BackupError(f"{destination} is a folder: name the backup file")
+    if destination.exists() and not overwrite:
+        raise BackupError(f"{destination} exists (use --force to replace it)")
+    if not destination.parent.is_dir():
+        raise BackupError(f"{destination.parent} is not a folder")
+    partial = destination.with_name(f".{destination.name}.partial")
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            # One step (pages=-1): the copy is read in a single read transaction, so writes the
+            # daemon commits meanwhile are either wholly in it or not at all.
+            conn.backup(target, pages=-1)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal
+            items = int(target.execute("SELECT count(*) FROM items").fetchone()[0])
+        finally:
+            target.close()
+        os.replace(partial, destination)
+    except (sqlite3.Error, OSError) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise BackupError(f"cannot back up to {destination}: {exc}") from exc
+    return BackupReport(destination, destination.stat().st_size, items)

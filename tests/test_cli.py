@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from monitor import __version__
 from monitor.cli import app, main, split_config_option
+from monitor.config import load_config
 from tests.newsroom import Newsroom, Status
 
 
@@ -154,6 +155,31 @@ def test_import_opml_keeps_comments_and_skips_known_urls(
     assert "# my feeds" in text and "# keep me" in text
     assert "Новости" in text and "Known (2)" in text
     assert cli(["check", "--config", str(path)]) == 0
+
+
+def test_export_opml_lists_every_feed_and_imports_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        tmp_path,
+        "feeds:\n  - name: Новости & <Wire>\n    url: https://ru.example/rss?a=1&b=2\n"
+        "  - name: Paused\n    url: https://paused.example/feed\n    enabled: false\n",
+    )
+    assert cli(["export-opml", "--config", str(path)]) == 0
+    document = capsys.readouterr().out
+    assert document.startswith("<?xml") and "&amp;" in document and "<Wire>" not in document
+    exported = tmp_path / "feeds.opml"
+    assert cli(["export-opml", str(exported), "--config", str(path)]) == 0
+    assert "wrote 2 feeds" in capsys.readouterr().err
+    assert exported.read_text(encoding="utf-8") == document
+
+    other = write_config(tmp_path / "other", "feeds: []\n")
+    assert cli(["import-opml", str(exported), "--config", str(other)]) == 0
+    again = load_config(other)
+    assert [(f.name, f.url) for f in again.feeds] == [
+        ("Новости & <Wire>", "https://ru.example/rss?a=1&b=2"),
+        ("Paused", "https://paused.example/feed"),
+    ]
 
 
 def test_run_stops_cleanly_on_sigterm(newsroom: Newsroom, tmp_path: Path) -> None:

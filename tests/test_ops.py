@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -475,3 +476,77 @@ def test_a_second_daemon_on_the_same_database_is_refused(
             await events.until(lambda: second.phase == "running")
 
     asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def test_backup_is_one_consistent_snapshot_while_another_connection_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = retention_config(tmp_path, keep=None)
+    seed_old_and_new(config, SystemClock().now())
+    stop = threading.Event()
+    commits = 0
+
+    def writer() -> None:  # the daemon's part: transactions that each write two rows
+        nonlocal commits
+        store = Store.open(config.database, create=False)
+        try:
+            while not stop.is_set():
+                with store.conn:
+                    for key in ("pair.a", "pair.b"):
+                        store.conn.execute(
+                            "INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)",
+                            (key, str(commits)),
+                        )
+                commits += 1
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while commits < 50:  # the writer is under way
+            threading.Event().wait(0.01)
+        dest = tmp_path / "backups" / "monitor-copy.db"
+        dest.parent.mkdir()
+        assert cli(["backup", str(dest), "--config", str(config.path)]) == 0
+    finally:
+        stop.set()
+        thread.join()
+    assert f"to {dest}: 20 items" in capsys.readouterr().out
+    copy = sqlite3.connect(dest)
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
+        pair = dict(copy.execute("SELECT key, value FROM kv WHERE key LIKE 'pair.%'").fetchall())
+        assert pair["pair.a"] == pair["pair.b"]  # never half a transaction
+        assert copy.execute("SELECT count(*) FROM matches").fetchone()[0] == 20
+    finally:
+        copy.close()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["monitor-copy.db"]
+
+
+def test_backup_never_replaces_a_file_unasked_and_leaves_nothing_when_it_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = retention_config(tmp_path, keep=None)
+    seed_old_and_new(config, SystemClock().now())
+    dest = tmp_path / "copy.db"
+    dest.write_text("my notes", encoding="utf-8")
+    assert cli(["backup", str(dest), "--config", str(config.path)]) == 1
+    assert "exists (use --force to replace it)" in capsys.readouterr().err
+    assert dest.read_text(encoding="utf-8") == "my notes"
+    assert cli(["backup", str(dest), "--force", "--config", str(config.path)]) == 0
+    assert dest.read_bytes().startswith(b"SQLite format 3")
+
+    missing = tmp_path / "no-such-folder" / "copy.db"
+    assert cli(["backup", str(missing), "--config", str(config.path)]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+    # A name the file system refuses (the partial copy's name, 255+ bytes): nothing is left.
+    too_long = tmp_path / ("c" * 250 + ".db")
+    assert cli(["backup", str(too_long), "--config", str(config.path)]) == 1
+    assert "cannot back up to" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "monitor.yaml", "state"]
