@@ -185,3 +185,46 @@ def test_rematch_builds_developments_silently(
         assert store.count("outbox") == 0  # history is complete, and nobody was alerted
     finally:
         store.close()
+
+
+def test_a_report_alert_names_other_outlets_not_its_own(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.add_feed("/wire.xml", [serve(newsroom, "/w/1", *TROOPS_1, seed=1, site="Wire")])
+    newsroom.add_feed("/daily.xml", [])
+    config = config_for(tmp_path, newsroom, receiver_url="json://127.0.0.1:9/never")
+    config.path.write_text(
+        config.path.read_text(encoding="utf-8") + "    alert_on_reports: true\n", encoding="utf-8"
+    )
+    config = load_config(config.path)
+    clock = FakeClock(START)
+    one_pass(config, clock)
+    clock.advance(timedelta(hours=1))  # the same outlet's follow-up, then another outlet's
+    newsroom.update_feed(
+        "/wire.xml", prepend=[serve(newsroom, "/w/2", *TROOPS_2, seed=2, site="Wire")]
+    )
+    one_pass(config, clock)
+    clock.advance(timedelta(hours=1))
+    troops_3 = (
+        "Kyiv: North Korean soldiers now in Kursk",
+        [
+            "Some 3,000 North Korean soldiers are in Russia's Kursk region, Ukraine's military "
+            "intelligence agency said on Tuesday, near where Ukrainian forces hold ground.",
+            "The soldiers came by train from Vladivostok, the agency said, and were handed Russian "
+            "uniforms near Kursk. The Kremlin declined to comment on the North Korean deployment.",
+        ],
+    )
+    newsroom.update_feed(
+        "/daily.xml", entries=[serve(newsroom, "/d/1", *troops_3, seed=3, site="Daily")]
+    )
+    one_pass(config, clock)
+
+    store = Store.open(config.database, create=False)
+    try:
+        rows = store.conn.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
+    finally:
+        store.close()
+    payloads = [json.loads(r["payload"]) for r in rows]
+    assert [(p["relation"], p["item"]["outlet"], p["other_outlets"]) for p in payloads] == [
+        ("first", "Wire", []),
+        ("report", "Wire", []),  # not "also reported by: Wire"
+        ("report", "Daily", ["Wire"]),
+    ]

@@ -33,6 +33,8 @@ from monitor.match.query import (
         ("title:NEAR(putin kim)", 'title : NEAR("putin" "kim", 10)'),
         ("kim-jong-un", '"kim jong un"'),
         ('"north korea"*', '"north korea"*'),
+        ('"north korea*"', '"north korea"*'),  # the star inside the quotes: the same prefix
+        ('"north korea* "', '"north korea"*'),
         ("north + korea", '"north korea"'),
         ("Zürich", '"zurich"'),
     ],
@@ -44,6 +46,7 @@ def test_compiles_to_normalised_fts5(query: str, fts: str) -> None:
 def test_terms_are_the_positive_terms_as_written() -> None:
     compiled = compile_query('(kursk OR курск*) AND NEAR("north korean" troops) NOT football')
     assert compiled.terms == ("kursk", "курск*", "north korean", "troops")
+    assert compile_query('"north korea*" OR pyongyang').terms == ("north korea*", "pyongyang")
 
 
 @pytest.mark.parametrize(
@@ -67,6 +70,7 @@ def test_terms_are_the_positive_terms_as_written() -> None:
         ("title:(body:kim)", 8, "leave no field"),
         ("()", 1, "empty parentheses"),
         ("^putin", 1, "not supported"),
+        ('kim OR "nor* korea"', 8, "a '*' inside quotes makes a prefix only at the end"),
     ],
 )
 def test_bad_queries_say_what_and_where(query: str, position: int, fragment: str) -> None:

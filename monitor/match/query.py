@@ -394,14 +394,32 @@ class _Parser:
                 f' for the operator, or "{tok.text}" to search the word',
                 tok,
             )
-        prefix = self.peek().kind == "*"
-        if prefix:
+        text, prefix = tok.text, False
+        if tok.kind == "STRING":
+            text, prefix = self.quoted_prefix(tok)
+        if self.peek().kind == "*":
             self.take()
-        forms = query_forms(tok.text, prefix=prefix)
+            prefix = True
+        forms = query_forms(text, prefix=prefix)
         if not forms:
             raise self.error(f"the term {_describe(tok)} has no letters or digits to search", tok)
-        source = tok.text + ("*" if prefix else "")
+        source = tok.text + ("*" if prefix and not tok.text.rstrip().endswith("*") else "")
         return Phrase(source, tuple(forms), cols)
+
+    def quoted_prefix(self, tok: _Tok) -> tuple[str, bool]:
+        """A phrase written with its star inside the quotes ("north korea*") is a prefix on its
+        last word, as "north korea"* is (and as a list-form term is); a star anywhere else in a
+        phrase would be dropped silently, so it is refused."""
+        text = tok.text.rstrip()
+        prefix = text.endswith("*")
+        core = text.rstrip("*")
+        if "*" in core:
+            raise self.error(
+                f"a '*' inside quotes makes a prefix only at the end of the phrase: "
+                f'{_describe(tok)} (e.g. "north korea*")',
+                tok,
+            )
+        return core, prefix
 
 
 def _narrow(

@@ -608,7 +608,8 @@ class Store:
             candidate,
             revision=1 if candidate.relation == "first" else int(row["alerts"]) + 1,
             development_title=row["title"],
-            other_outlets=tuple(str(o[0]) for o in outlets if o[0]),
+            # "Also reported by" names other outlets: not the one this alert is from.
+            other_outlets=tuple(str(o[0]) for o in outlets if o[0] and o[0] != candidate.outlet),
         )
 
     def _update_entry(self, feed_id: int, entry: FeedEntry, now: datetime) -> None:
