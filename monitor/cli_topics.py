@@ -251,8 +251,10 @@ def rematch(
         store.development_windows = development_windows(config)
         built = store.rebuild_developments([s.name for s in specs], now)
     for result in results:
+        developments = built.get(result.topic, 0)
         out.print(
-            f"{result.topic}: {result.matched} items match ({result.added} new), "
-            f"{built.get(result.topic, 0)} developments",
+            f"{result.topic}: {result.matched} item{'' if result.matched == 1 else 's'} match"
+            f"{'es' if result.matched == 1 else ''} ({result.added} new), {developments} "
+            f"development{'' if developments == 1 else 's'}",
             markup=False,
         )

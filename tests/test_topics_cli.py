@@ -152,6 +152,6 @@ def test_topics_test_uses_the_config_on_disk_without_recording(
         main(["rematch", "--topic", "football", "--config", str(polled)])
     except SystemExit as exc:
         assert exc.code in (0, None)
-    assert "football: 1 items match (1 new)" in capsys.readouterr().out
+    assert "football: 1 item matches (1 new), 1 development" in capsys.readouterr().out
     rows = {r["name"]: r for r in cli_json(capsys, "topics", "--config", str(polled))}
     assert rows["football"]["total"] == 1
