@@ -114,9 +114,9 @@ def fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
     raise typer.Exit(code)
 
 
-def get_config() -> Config:
+def get_config(*, deep: bool = False) -> Config:
     try:
-        return load_config(STATE.config_path)
+        return load_config(STATE.config_path, deep=deep)
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(str(problem), soft_wrap=True, markup=False)
@@ -187,7 +187,7 @@ def print_json(value: Any) -> None:
 @app.command()
 def check() -> None:
     """Validate the config; exit 0, or 2 listing every problem as file:line: key: message."""
-    config = get_config()
+    config = get_config(deep=True)
     enabled = sum(1 for f in config.feeds if f.enabled)
     out.print(f"{config.path}: OK")
     out.print(

@@ -22,6 +22,7 @@ from monitor.cli import (
     setup_logging,
 )
 from monitor.clock import SystemClock, parse_iso
+from monitor.config import parse_address
 from monitor.ops import (
     BackupError,
     DaemonLockError,
@@ -30,7 +31,6 @@ from monitor.ops import (
     gather_status,
     human_size,
     human_span,
-    parse_address,
     vacuum,
 )
 from monitor.store import StoreError
@@ -42,7 +42,7 @@ def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> N
     from monitor.reload import WatchSettings
     from monitor.timescale import TimeScale
 
-    config = get_config()
+    config = get_config(deep=True)
     setup_logging(config)
     address = http if http is not None else config.model.http
     if address:

@@ -6,10 +6,11 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -255,6 +257,19 @@ class Retention(_Model):
     drop_text_after: Duration | None = None
 
 
+_ADDRESS_RE = re.compile(
+    r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})$"
+)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9100', 'localhost:9100', '[::1]:9100' -> (host, port); ValueError otherwise."""
+    found = _ADDRESS_RE.match(text.strip())
+    if not found or not 0 <= int(found.group("port")) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9100)")
+    return found.group("v6") or found.group("host"), int(found.group("port"))
+
+
 class ConfigModel(_Model):
     database: str = "../state/monitor.db"
     defaults: Defaults = Field(default_factory=Defaults)
@@ -269,6 +284,13 @@ class ConfigModel(_Model):
     heartbeat: str = "../state/heartbeat"
     # Processes for article extraction; None = one per CPU core, 0 = threads in-process.
     workers: int | None = Field(default=None, ge=0, le=64)
+
+    @field_validator("http")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value)  # its ValueError names the problem
+        return value
 
 
 # --------------------------------------------------------------------------- errors
@@ -358,8 +380,13 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read, substitute and validate; raise ConfigError listing every problem."""
+def load_config(path: str | os.PathLike[str] | None = None, *, deep: bool = False) -> Config:
+    """Read, substitute and validate; raise ConfigError listing every problem.
+
+    ``deep``: also check that apprise can send to each channel's URL. Not part of every load:
+    importing apprise and its plugins costs about 0.3 s, which every command would pay;
+    `monitor check`, the daemon's start and each config reload ask for it.
+    """
     config_path = resolve_config_path(path)
     try:
         text = config_path.read_text(encoding="utf-8")
@@ -367,10 +394,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError([ConfigProblem(str(config_path), None, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(str(config_path), None, "", str(exc))]) from None
-    return parse_config(text, config_path, dict(os.environ))
+    return parse_config(text, config_path, dict(os.environ), deep=deep)
 
 
-def parse_config(text: str, path: Path, environ: Mapping[str, str]) -> Config:
+def parse_config(
+    text: str, path: Path, environ: Mapping[str, str], *, deep: bool = False
+) -> Config:
     shown = str(path)
     data, lines = _read_yaml(text, shown)
     problems: list[ConfigProblem] = []
@@ -383,8 +412,12 @@ def parse_config(text: str, path: Path, environ: Mapping[str, str]) -> Config:
         # A key whose ${VAR} was missing already has its problem; don't add a follow-on one.
         unset = {p.key for p in problems}
         problems.extend(p for p in _pydantic_problems(exc, lines, shown) if p.key not in unset)
-    if model is not None:
-        problems.extend(_cross_checks(model, lines, shown))
+    # The checks across sections run even when some section is wrong, on what did validate:
+    # `monitor check` reports every problem at once, not one layer per run.
+    parts = _Parts.of_model(model) if model is not None else _Parts.of_raw(data)
+    problems.extend(_cross_checks(parts, path.parent, lines, shown))
+    if deep:
+        problems.extend(_channel_url_problems(parts, lines, shown))
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
     assert model is not None
@@ -594,30 +627,167 @@ def _step(annotation: Any, part: str | int) -> list[Any]:
     return []
 
 
-def _cross_checks(model: ConfigModel, lines: Mapping[str, int], shown: str) -> list[ConfigProblem]:
+@dataclass(frozen=True)
+class _Parts:
+    """What the cross-section checks read: from the validated model, or, when some section did
+    not validate, from the raw data as far as it goes (None: not known)."""
+
+    feed_names: list[str | None]
+    topics: list[tuple[int, Topic]]  # (index in the file, validated topic)
+    channels: dict[str, ChannelEntry] | None
+    channel_names: set[str] | None
+    health_notify: list[Any]
+
+    @classmethod
+    def of_model(cls, model: ConfigModel) -> _Parts:
+        return cls(
+            [f.name for f in model.feeds],
+            list(enumerate(model.topics)),
+            model.channels,
+            set(model.channels),
+            list(model.health.notify),
+        )
+
+    @classmethod
+    def of_raw(cls, data: Any) -> _Parts:
+        data = data if isinstance(data, dict) else {}
+        feeds = data.get("feeds") if isinstance(data.get("feeds"), list) else []
+        raw_channels = data.get("channels")
+        health = data.get("health") if isinstance(data.get("health"), dict) else {}
+        notify: list[Any] = health["notify"] if isinstance(health.get("notify"), list) else []
+        return cls(
+            [f.get("name") if isinstance(f, dict) else None for f in feeds],
+            _valid_topics(data.get("topics")),
+            _valid_channels(raw_channels),
+            _channel_names(raw_channels),
+            notify,
+        )
+
+
+def _channel_names(raw: Any) -> set[str] | None:
+    if raw is None:  # no `channels:` at all: there are none
+        return set()
+    return set(map(str, raw)) if isinstance(raw, dict) else None  # not a mapping: unknown
+
+
+def _valid_topics(raw: Any) -> list[tuple[int, Topic]]:
+    found = []
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        with contextlib.suppress(ValidationError):
+            found.append((index, Topic.model_validate(item)))
+    return found
+
+
+def _valid_channels(raw: Any) -> dict[str, ChannelEntry] | None:
+    if not isinstance(raw, dict):
+        return None
+    adapter = TypeAdapter(ChannelEntry)
+    found = {}
+    for name, item in raw.items():
+        with contextlib.suppress(ValidationError):
+            found[str(name)] = adapter.validate_python(item)
+    return found
+
+
+def _cross_checks(
+    parts: _Parts, base: Path, lines: Mapping[str, int], shown: str
+) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
 
     def problem(path: Path_, message: str) -> None:
         problems.append(ConfigProblem(shown, line_of(lines, path), _dotted(path), message))
 
-    _check_unique([f.name for f in model.feeds], ("feeds",), "name", "feed", problem)
-    _check_unique([t.name for t in model.topics], ("topics",), "name", "topic", problem)
-    for index, topic in enumerate(model.topics):
+    _check_unique(parts.feed_names, ("feeds",), "name", "feed", problem)
+    topic_names: list[str | None] = [None] * (max((i for i, _ in parts.topics), default=-1) + 1)
+    for index, topic in parts.topics:
+        topic_names[index] = topic.name
+    _check_unique(topic_names, ("topics",), "name", "topic", problem)
+    channels = parts.channel_names
+    for index, topic in parts.topics:
         for j, channel in enumerate(topic.notify):
-            if channel not in model.channels:
+            if channels is not None and channel not in channels:
                 problem(("topics", index, "notify", j), f"no channel named {channel!r}")
         _check_topic_query(topic, ("topics", index), problem)
-    for j, channel in enumerate(model.health.notify):
-        if channel not in model.channels:
+        _check_languages(topic, ("topics", index, "languages"), problem)
+        _check_template(topic.template, base, ("topics", index, "template"), problem)
+    for name, entry in (parts.channels or {}).items():
+        if isinstance(entry, Channel):
+            _check_template(entry.template, base, ("channels", name, "template"), problem)
+    for j, channel in enumerate(parts.health_notify):
+        if channels is not None and channel not in channels:
             problem(("health", "notify", j), f"no channel named {channel!r}")
     return problems
 
 
+def _channel_url_problems(
+    parts: _Parts, lines: Mapping[str, int], shown: str
+) -> list[ConfigProblem]:
+    """Channels whose URL apprise cannot send to (an unknown scheme, a URL missing its parts)."""
+    if not parts.channels:
+        return []
+    import apprise
+
+    problems = []
+    for name, channel in parts.channels.items():
+        if apprise.Apprise.instantiate(channel.url) is None:
+            key: Path_ = ("channels", name, "url")
+            problems.append(
+                ConfigProblem(
+                    shown,
+                    line_of(lines, key),
+                    _dotted(key),
+                    "not a URL apprise can send to (check its scheme and parts: "
+                    "https://github.com/caronc/apprise/wiki)",
+                )
+            )
+    return problems
+
+
+def _check_languages(topic: Topic, path: Path_, problem: Callable[[Path_, str], None]) -> None:
+    from monitor.match.percolate import normalise_languages
+    from monitor.match.query import QueryError
+
+    try:
+        normalise_languages(topic.languages)
+    except QueryError as exc:
+        problem(path, exc.message)
+
+
+def _check_template(
+    name: str | None, base: Path, path: Path_, problem: Callable[[Path_, str], None]
+) -> None:
+    """A template file exists and parses (or an alert would fall back to the default at send
+    time, with only a log line to say so)."""
+    if name is None:
+        return
+    file = base / name
+    try:
+        source = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem(path, f"cannot read template {file}: {exc.strerror or exc}")
+        return
+    except UnicodeDecodeError:
+        problem(path, f"cannot read template {file}: not UTF-8 text")
+        return
+    import jinja2
+
+    try:
+        jinja2.Environment(autoescape=False).parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        problem(path, f"template {file}, line {exc.lineno}: {exc.message}")
+
+
 def _check_unique(
-    names: list[str], path: Path_, key: str, what: str, problem: Callable[[Path_, str], None]
+    names: Sequence[str | None],
+    path: Path_,
+    key: str,
+    what: str,
+    problem: Callable[[Path_, str], None],
 ) -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
+        if name is None or not isinstance(name, str):
+            continue
         if name in seen:
             problem((*path, index, key), f"another {what} is already named {name!r}")
         seen.add(name)

@@ -37,13 +37,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alert.dispatch import AlertService
 from monitor.clock import Clock, SystemClock, parse_iso, utc_iso
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, load_config, parse_address
 from monitor.metrics import DatabaseCollector, Health, Metrics, OpsServer
 from monitor.ops import (
     daemon_lock,
     drop_text_batch,
     mark_daemon_stopped,
-    parse_address,
     read_watermark,
     retention_cutoff,
     write_daemon_state,
@@ -449,7 +448,7 @@ class Daemon:
         if self.phase != "running":
             return ReloadResult(False)
         try:
-            new = load_config(self.config.path)
+            new = load_config(self.config.path, deep=True)
         except ConfigError as exc:
             return await self._reject([self.config.mask(str(p)) for p in exc.problems])
         diff = diff_configs(self.config, new)

@@ -18,7 +18,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -135,19 +134,6 @@ def read_daemon_state(config: Config) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- HTTP address
-
-_ADDRESS_RE = re.compile(
-    r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})$"
-)
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """'127.0.0.1:9100', 'localhost:9100', '[::1]:9100' -> (host, port); ValueError otherwise."""
-    found = _ADDRESS_RE.match(text.strip())
-    if not found or not 0 <= int(found.group("port")) <= 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9100)")
-    return found.group("v6") or found.group("host"), int(found.group("port"))
-
 
 # --------------------------------------------------------------------------- status
 

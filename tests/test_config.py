@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config, parse_config, parse_duration, parse_size
+from monitor.config import (
+    ConfigError,
+    ConfigProblem,
+    load_config,
+    parse_config,
+    parse_duration,
+    parse_size,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +88,79 @@ topics:
         p.startswith("conf.yaml:5: feeds[0].url:") and "not an http(s) URL" in p for p in found
     )
     assert any(p.startswith("conf.yaml:8: feeds[1].intervall: unknown key") for p in found)
-    assert len(found) == 3  # cross-checks run only once the shape is valid
+    # The checks across sections run too, on the parts that validated: not one layer per run.
+    assert "conf.yaml:6: feeds[1].name: another feed is already named 'A'" in found
+    assert "conf.yaml:11: topics[0].notify[0]: no channel named 'nowhere'" in found
+    assert len(found) == 5
+
+
+def test_checks_across_sections_skip_what_did_not_validate() -> None:
+    text = """channels: [not, a, mapping]
+topics:
+  - name: t
+    notify: [chat]
+    query: "x AND"
+  - name: t
+    query: 5m
+    languages: bad
+"""
+    found = problems(text)
+    assert any(p.startswith("conf.yaml:1: channels:") for p in found)
+    # topics[0] validated: its query is checked; its notify cannot be (the channels are unknown)
+    assert any(p.startswith("conf.yaml:5: topics[0].query: topic t:") for p in found)
+    assert not any("no channel named" in p for p in found)
+    assert any(p.startswith("conf.yaml:8: topics[1].languages:") for p in found)
+    assert not any("already named" in p for p in found)  # topics[1] did not validate
+
+
+def test_languages_templates_and_http_are_checked_when_the_config_loads(tmp_path: Path) -> None:
+    (tmp_path / "ok.j2").write_text("{{ title }}", encoding="utf-8")
+    (tmp_path / "broken.j2").write_text("{% if title %}no end", encoding="utf-8")
+    text = """http: nowhere
+channels:
+  chat: {url: "json://localhost/x", template: missing.j2}
+topics:
+  - {name: a, query: x, languages: [english]}
+  - {name: b, query: x, languages: ["en, ru"]}
+  - {name: c, query: x, languages: [en, RU, pt-BR], template: ok.j2}
+  - {name: d, query: x, template: broken.j2}
+"""
+    found = [str(p) for p in _problems_at(tmp_path, text)]
+    conf = tmp_path / "conf.yaml"
+    assert f"{conf}:1: http: 'nowhere' is not HOST:PORT (e.g. 127.0.0.1:9100)" in found
+    assert any(
+        p.startswith(f"{conf}:3: channels.chat.template: cannot read template") for p in found
+    )
+    assert any(p.startswith(f"{conf}:5: topics[0].languages: not a language code") for p in found)
+    assert any(p.startswith(f"{conf}:6: topics[1].languages: not a language code") for p in found)
+    assert any(
+        p.startswith(f"{conf}:8: topics[3].template: template {tmp_path / 'broken.j2'}, line 1:")
+        for p in found
+    )
+    assert len(found) == 5  # topic c is fine
+
+
+def test_a_channel_url_apprise_cannot_send_to_is_found_by_a_deep_load(tmp_path: Path) -> None:
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(
+        'channels:\n  good: "json://localhost/x"\n  bad:\n    url: "nonsense://foo"\n',
+        encoding="utf-8",
+    )
+    assert load_config(conf).channels["bad"].url == "nonsense://foo"  # a plain load: not checked
+    with pytest.raises(ConfigError) as info:
+        load_config(conf, deep=True)  # `monitor check`, the daemon's start, a reload
+    assert [str(p) for p in info.value.problems] == [
+        f"{conf}:4: channels.bad.url: not a URL apprise can send to "
+        "(check its scheme and parts: https://github.com/caronc/apprise/wiki)"
+    ]
+
+
+def _problems_at(folder: Path, text: str) -> list[ConfigProblem]:
+    conf = folder / "conf.yaml"
+    conf.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(conf)
+    return info.value.problems
 
 
 def test_an_unknown_key_names_the_closest_key_allowed_there() -> None:

@@ -18,14 +18,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.clock import FakeClock, SystemClock
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, parse_address
 from monitor.daemon import Daemon, write_heartbeat
 from monitor.ops import (
     DaemonLockError,
     DaemonRunning,
     daemon_lock,
     mark_daemon_stopped,
-    parse_address,
     read_daemon_state,
     read_watermark,
     write_daemon_state,
@@ -288,9 +287,11 @@ def test_http_address_parsing_and_bad_addresses_exit_2(
         with pytest.raises(ValueError):
             parse_address(bad)
     path = write_config(tmp_path / "monitor.yaml", "http: 'nowhere'\nfeeds: []\n")
-    assert cli(["run", "--config", str(path)]) == 2
-    assert f"{path}: http: 'nowhere' is not HOST:PORT" in capsys.readouterr().err
-    assert cli(["run", "--http", "9100", "--config", str(path)]) == 2
+    for command in ("check", "run"):  # `monitor check` already says what `run` would refuse
+        assert cli([command, "--config", str(path)]) == 2
+        assert f"{path}:1: http: 'nowhere' is not HOST:PORT" in capsys.readouterr().err
+    good = write_config(tmp_path / "good.yaml", "feeds: []\n")
+    assert cli(["run", "--http", "9100", "--config", str(good)]) == 2
     assert "--http: '9100' is not HOST:PORT" in capsys.readouterr().err
 
 

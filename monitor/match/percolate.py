@@ -19,7 +19,7 @@ from monitor.match.query import CompiledQuery, QueryError, compile_query
 from monitor.records import TopicMatch
 
 TITLE_WEIGHT = 2.0  # bm25 weight of the title relative to the body (same in archive search)
-_LANG_CODE = re.compile(r"[a-z0-9]+")
+_LANG_CODE = re.compile(r"[a-z]{2,3}")  # ISO 639-1 (en) or 639-3 (yue): what detection gives
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,9 @@ def normalise_languages(codes: Sequence[str] | None) -> tuple[str, ...] | None:
     for code in codes:
         norm = normalise_language(code)
         if not _LANG_CODE.fullmatch(norm):
-            raise QueryError(f"not a language code: {code!r} (use codes like en, ru, ko)")
+            raise QueryError(
+                f"not a language code: {code!r} (use ISO 639-1 codes like en, ru, ko; one per item)"
+            )
         out.append(norm)
     return tuple(dict.fromkeys(out))
 
