@@ -262,17 +262,19 @@ def healthcheck(
 
 @app.command()
 def feeds() -> None:
-    """A table of feeds: status, last fetch, next fetch, items, last error."""
+    """A table of feeds: status, last fetch, next fetch, items, last error (or warning)."""
     config = get_config()
     with open_store(config, create=True) as store:
         rows = {row["name"]: row for row in store.feed_overview()}
     table = Table(title=f"{len(config.feeds)} feeds")
-    for column in ("feed", "status", "last fetch", "next fetch", "items", "last error"):
+    for column in ("feed", "status", "last fetch", "next fetch", "items", "last error / warning"):
         table.add_column(column, overflow="fold")
     for feed in config.feeds:
         row = rows.get(feed.name, {})
         status = "disabled" if not feed.enabled else (row.get("status") or "new")
         error = row.get("last_error") if status in ("error", "gone") else ""
+        if not error and row.get("last_warning"):
+            error = f"warning: {row['last_warning']}"  # read, but not cleanly
         table.add_row(
             feed.name,
             _status_style(status),
@@ -347,6 +349,8 @@ def item_json(row: dict[str, Any]) -> dict[str, Any]:
         "fetched": row["fetched"],
         "language": row["language"],
         "text_source": row["text_source"],
+        # Why the page's text was not used (fetch refused or failed, nothing extracted), or null.
+        "extract_error": row.get("extract_error"),
         "text": row["text"],
         "author": row["author"],
         "site_name": row["site_name"],

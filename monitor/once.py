@@ -74,3 +74,5 @@ def print_summary(console: Console, config: Config, outcomes: list[PollOutcome])
             console.print(
                 f"  {outcome.feed}: using discovered feed {outcome.used_url}", markup=False
             )
+        if outcome.warning:
+            console.print(f"  warning {outcome.feed}: {outcome.warning}", markup=False)

@@ -67,6 +67,7 @@ class PollOutcome:
     error: str | None = None
     skipped: Skip | None = None
     used_url: str | None = None
+    warning: str | None = None  # read, but something was wrong with it (see `ParsedFeed`)
 
 
 class Writer:
@@ -497,6 +498,7 @@ class Pipeline:
             site_url=parsed.site_url if parsed else None,
             warning="; ".join(parsed.warnings)[:2000] if parsed and parsed.warnings else None,
             success=True,
+            reread=parsed is not None,
         )
 
     # ------------------------------------------------------------------ parse and ingest
@@ -549,6 +551,7 @@ class Pipeline:
             updated=counts.updated,
             duration=result.duration,
             used_url=used_url,
+            warning=update.warning,
         )
 
     async def _parse_or_discover(
@@ -666,7 +669,7 @@ def _cached_config_hash(url: str, headers: tuple[tuple[str, str], ...], fetch_ar
 
 
 def _log_poll(outcome: PollOutcome) -> None:
-    level = logging.WARNING if outcome.error else logging.INFO
+    level = logging.WARNING if outcome.error or outcome.warning else logging.INFO
     if not log.isEnabledFor(level):  # formatting the line costs more than the rest of a 304
         return
     fields = {
@@ -678,6 +681,8 @@ def _log_poll(outcome: PollOutcome) -> None:
     }
     if outcome.error:
         fields["error"] = outcome.error
+    if outcome.warning:
+        fields["warning"] = outcome.warning
     log.log(level, "poll %s", " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items()))
 
 

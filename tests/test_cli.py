@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor import __version__
+from monitor import cli as cli_module
 from monitor.cli import app, main, split_config_option
 from monitor.config import load_config
-from tests.newsroom import Newsroom, Status
+from tests.newsroom import Entry, Newsroom, Status
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -117,6 +118,50 @@ def test_once_runs_and_reports_then_items_json(
 
     assert cli(["items", "--feed", "Down", "--json", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+BROKEN_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Bad & Co</title>
+<item><title>Kept anyway</title><link>https://bad.example/a</link>
+<description>Read leniently</description></item></channel></rss>"""
+
+
+def test_a_feed_read_with_a_warning_says_so_until_it_reads_cleanly(
+    newsroom: Newsroom,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli_module.out, "width", 300)  # table cells on one line each
+    newsroom.add_raw("/bad.xml", BROKEN_RSS, "application/rss+xml")
+    newsroom.add_feed("/ok.xml", [Entry(title="No page", link=newsroom.url("/gone"))])
+    path = feeds_config(
+        tmp_path,
+        {"Bad": newsroom.url("/bad.xml"), "Ok": newsroom.url("/ok.xml")},
+        "fetch: {allow_private_networks: true}\n",
+    )
+    assert cli(["once", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "feeds: 2 ok, 0 failed" in out and "warning Bad: the feed is not well-formed" in out
+    assert "warning Ok" not in out
+
+    def feeds_table() -> str:
+        assert cli(["feeds", "--config", str(path)]) == 0
+        return capsys.readouterr().out
+
+    assert "warning: the feed is not well-formed" in feeds_table()
+    assert cli(["once", "--config", str(path)]) == 0  # 304: the same broken body, not re-read
+    assert "warning Bad" not in capsys.readouterr().out
+    assert "warning: the feed is not well-formed" in feeds_table()  # still what it serves
+
+    newsroom.add_raw("/bad.xml", BROKEN_RSS.replace(b"Bad & Co", b"Bad &amp; Co"))
+    assert cli(["once", "--config", str(path)]) == 0
+    capsys.readouterr()
+    assert "warning:" not in feeds_table()
+
+    # Why an item kept the feed's text instead of its page's:
+    assert cli(["items", "--json", "--feed", "Ok", "--config", str(path)]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["text_source"] == "feed" and "404" in item["extract_error"]
 
 
 def test_once_with_a_config_error_exits_2(tmp_path: Path) -> None:

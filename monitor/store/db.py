@@ -80,6 +80,9 @@ class FeedStateUpdate:
     error: str | None = None
     warning: str | None = None
     success: bool = False
+    # The body was parsed, so its warnings (or none) replace the stored ones; a 304 or an
+    # unchanged body was not, and the warnings of the body it repeats stay.
+    reread: bool = True
 
 
 @dataclass(frozen=True)
@@ -668,7 +671,8 @@ class Store:
             for key in ("body_hash", "used_url", "title", "site_url"):
                 if getattr(u, key) is not None:
                     values[key] = getattr(u, key)
-            values["last_warning"] = u.warning
+            if u.reread:
+                values["last_warning"] = u.warning
         if u.error:
             values.update(last_error=u.error, last_error_at=utc_iso(u.last_fetch))
         sets = ", ".join("polls = polls + 1" if k == "polls" else f"{k} = :{k}" for k in values)
@@ -738,7 +742,8 @@ def _touched(assignments: Mapping[tuple[int, str], Assignment]) -> dict[str, set
 # What `_write_feed_state` writes for a plain success (see `_plain_success`), as one statement.
 _UNCHANGED_SQL = """UPDATE feeds SET status = 'ok', last_fetch = ?, next_fetch = ?,
     error_count = 0, retry_after = ?, polls = polls + 1, last_success = ?, failing_since = NULL,
-    etag = ?, last_modified = ?, body_hash = coalesce(?, body_hash), last_warning = NULL
+    etag = ?, last_modified = ?, body_hash = coalesce(?, body_hash),
+    last_warning = CASE WHEN ? THEN NULL ELSE last_warning END
     WHERE id = ?"""
 
 
@@ -765,6 +770,7 @@ def _unchanged_values(feed_id: int, u: FeedStateUpdate) -> tuple[Any, ...]:
         u.etag,
         u.last_modified,
         u.body_hash,
+        u.reread,
         feed_id,
     )
 
