@@ -319,6 +319,9 @@ def items(
     config = get_config()
     with open_store(config, create=True) as store:
         rows = store.recent_items(feed=feed, limit=limit)
+    if feed is not None and not rows and config.feed(feed) is None:
+        known = ", ".join(f.name for f in config.feeds) or "none configured"
+        fail(f"no feed named {feed!r} (feeds: {known})", EXIT_CONFIG)
     if as_json:
         print_json([item_json(row) for row in rows])
         return
@@ -483,8 +486,17 @@ def alerts_retry(
 
     config = get_config()
     with open_store(config, create=True) as store:
+        found = outbox.statuses(store.conn, ids) if ids else {}
         count = outbox.retry_failed(store.conn, SystemClock().now(), ids or None)
     out.print(f"{count} failed alert{'s' if count != 1 else ''} queued again")
+    for alert_id in ids or ():
+        status = found.get(alert_id)
+        if status is None:
+            err.print(f"alert {alert_id}: no such alert")
+        elif status != "failed":
+            err.print(f"alert {alert_id}: {status}, not failed: nothing to retry")
+    if ids and any(found.get(i) is None for i in ids):
+        raise typer.Exit(EXIT_FATAL)
 
 
 @alerts_app.command("test")

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from monitor.cli import app, get_config, open_store, out, print_json, since_option
+from monitor.cli_topics import find_topic
 from monitor.clock import SystemClock, utc_iso
 
 
@@ -84,6 +85,8 @@ def developments(
     config = get_config()
     with open_store(config, create=True) as store:
         found = list_developments(store.conn, topic=topic, since=since_option(since))
+    if topic is not None and not found:
+        find_topic(config, topic)  # a misspelt name is an error, not "0 developments"
     if as_json:
         print_json(found)
         return

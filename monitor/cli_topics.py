@@ -125,8 +125,13 @@ class SearchOrder(StrEnum):
 
 @app.command()
 def search(
-    query: Annotated[
-        str, typer.Argument(help="Query, e.g. '(kursk OR курск*) AND \"north korea\"'")
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            help="Query, e.g. '(kursk OR курск*) AND \"north korea\"'; several words are one "
+            "query (kursk troops = kursk AND troops)",
+            metavar="QUERY...",
+        ),
     ],
     topic: Annotated[str | None, typer.Option(help="Only items matched by this topic.")] = None,
     since: Annotated[
@@ -147,6 +152,7 @@ def search(
     The query language is the one topics use: AND, OR, NOT, parentheses, "exact phrases",
     prefix*, NEAR(a b, 10), title: field filter.
     """
+    query = " ".join(words)
     config = get_config()
     if topic is not None:
         find_topic(config, topic)
@@ -219,7 +225,9 @@ def topics_test(
 
     Nothing is recorded and no alert is sent.
     """
-    if (name is None) == (query is None):
+    if name is None and query is None:
+        fail("give a topic NAME (from the config) or --query QUERY to try", EXIT_CONFIG)
+    if name is not None and query is not None:
         fail("give a topic NAME or --query, not both", EXIT_CONFIG)
     config = get_config()
     languages: tuple[str, ...] | None = None

@@ -71,6 +71,11 @@ def test_alerts_retry_puts_failed_alerts_back(runner: CliRunner, tmp_path: Path)
     assert result.exit_code == 0 and "1 failed alert queued again" in result.stdout
     again = outbox.get(store.conn, row.id)
     assert again is not None and again.status == "pending" and again.attempts == 0
+    # Named ids that cannot be retried say why; an unknown one fails the command.
+    named = runner.invoke(app, ["alerts", "retry", str(row.id), "999"])
+    assert named.exit_code == 1 and "0 failed alerts queued again" in named.stdout
+    assert f"alert {row.id}: pending, not failed: nothing to retry" in named.output
+    assert "alert 999: no such alert" in named.output
 
 
 def test_alerts_test_reports_what_the_channel_answered(runner: CliRunner, tmp_path: Path) -> None:

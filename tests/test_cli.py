@@ -251,3 +251,23 @@ def test_run_stops_cleanly_on_sigterm(newsroom: Newsroom, tmp_path: Path) -> Non
     assert proc.returncode == 0, "".join(lines) + rest
     assert "stopped" in rest
     assert (tmp_path / "state" / "heartbeat").exists()
+
+
+def test_a_misspelt_name_is_an_error_and_several_words_are_one_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = feeds_config(
+        tmp_path, {"Wire": "https://wire.example/feed"}, "topics:\n  - {name: dprk, query: x}\n"
+    )
+    assert cli(["items", "--feed", "Wier", "--config", str(path)]) == 2
+    assert "no feed named 'Wier' (feeds: Wire)" in capsys.readouterr().err
+    assert cli(["items", "--feed", "Wire", "--config", str(path)]) == 0  # known, nothing yet
+    assert cli(["developments", "--topic", "dprkk", "--config", str(path)]) == 2
+    assert "no topic named 'dprkk' (topics: dprk)" in capsys.readouterr().err
+    assert cli(["developments", "--topic", "dprk", "--config", str(path)]) == 0
+    assert cli(["topics", "test", "--config", str(path)]) == 2
+    assert "give a topic NAME (from the config) or --query" in capsys.readouterr().err
+    assert cli(["search", "kursk", "troops", "--json", "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli(["search", "kursk", "or", "troops", "--config", str(path)]) == 2  # checked whole
+    assert "write OR for the operator" in capsys.readouterr().err

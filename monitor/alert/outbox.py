@@ -405,6 +405,18 @@ def retry_failed(conn: sqlite3.Connection, now: datetime, ids: Sequence[int] | N
 # --------------------------------------------------------------------------- reading
 
 
+def statuses(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The status of each of these alerts that exists."""
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        rows = conn.execute(
+            f"SELECT id, status FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        )
+        found.update((int(r[0]), str(r[1])) for r in rows)
+    return found
+
+
 def get(conn: sqlite3.Connection, row_id: int) -> OutboxRow | None:
     found = _dicts(conn.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)))
     return _row(found[0]) if found else None
