@@ -374,10 +374,17 @@ def import_opml(
         found = read_opml(file)
     except ValueError as exc:
         fail(str(exc))
-    added = add_feeds_to_config(config.path, found)
-    out.print(f"{len(found)} feeds in {file}; added {len(added)} to {config.path}")
+    added = add_feeds_to_config(config.path, found.feeds)
+    known = len(found.feeds) - len(added)
+    out.print(
+        f"{len(found.feeds) + len(found.skipped)} feeds in {file}; added {len(added)} to "
+        f"{config.path}" + (f"; {known} already there" if known else ""),
+        markup=False,
+    )
     for name in added:
         out.print(f"  + {name}", markup=False)
+    for outline in found.skipped:
+        out.print(f"  skipped (not an http(s) feed URL): {outline}", markup=False)
     try:
         load_config(config.path)
     except ConfigError as exc:  # should not happen; say so rather than leave a silent bad file

@@ -3,10 +3,14 @@ configured feeds as an OPML 2.0 subscription list (for another reader, or a back
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -18,7 +22,13 @@ class OpmlFeed:
     url: str
 
 
-def read_opml(path: Path) -> list[OpmlFeed]:
+@dataclass(frozen=True)
+class OpmlRead:
+    feeds: list[OpmlFeed]
+    skipped: list[str]  # outlines with a feed URL that is not http(s), as "name (url)"
+
+
+def read_opml(path: Path) -> OpmlRead:
     """Every outline with an xmlUrl; raise ValueError with a readable message on a bad file."""
     # No entity resolution and no network: an OPML file is data, not a program.
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -27,38 +37,115 @@ def read_opml(path: Path) -> list[OpmlFeed]:
     except (etree.XMLSyntaxError, OSError) as exc:
         raise ValueError(f"{path}: not a readable OPML file: {exc}") from exc
     feeds: list[OpmlFeed] = []
+    skipped: list[str] = []
     for outline in root.iter("outline"):
         url = (outline.get("xmlUrl") or "").strip()
+        if not url:
+            continue  # a folder
+        name = " ".join((outline.get("title") or outline.get("text") or url).split())
         if not url.lower().startswith(("http://", "https://")):
+            skipped.append(f"{name} ({url})")
             continue
-        name = (outline.get("title") or outline.get("text") or url).strip()
-        feeds.append(OpmlFeed(" ".join(name.split()), url))
-    return feeds
+        feeds.append(OpmlFeed(name, url))
+    return OpmlRead(feeds, skipped)
 
 
 def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
-    """Append feeds whose URL is not configured yet; names made unique. Returns the names added."""
-    yaml = YAML()  # round-trip mode keeps the user's comments and layout
-    yaml.preserve_quotes = True
-    document = yaml.load(config_path.read_text(encoding="utf-8")) or CommentedMap()
-    existing = document.get("feeds")
-    if existing is None:
-        existing = document["feeds"] = CommentedSeq()
+    """Append feeds whose URL is not configured yet; names made unique. Returns the names added.
+
+    The new entries are written as lines after the last entry of `feeds:`, indented like it, so
+    the rest of the file stays byte for byte as the user wrote it (comments, quoting, line
+    breaks). A file where that cannot be done safely (a flow-style `feeds: [...]`) is rewritten
+    by a YAML round trip instead, which keeps comments but may re-indent.
+    """
+    text = config_path.read_text(encoding="utf-8")
+    document = YAML().load(text) or CommentedMap()
+    existing = document.get("feeds") or []
     urls = {str(f.get("url")) for f in existing}
     names = {str(f.get("name")) for f in existing}
-    added: list[str] = []
+    added: list[OpmlFeed] = []
     for feed in feeds:
         if feed.url in urls:
             continue
         name = _unique(feed.name, names)
-        existing.append(CommentedMap(name=name, url=feed.url))
+        added.append(OpmlFeed(name, feed.url))
         urls.add(feed.url)
         names.add(name)
-        added.append(name)
     if added:
-        with config_path.open("w", encoding="utf-8") as handle:
-            yaml.dump(document, handle)
-    return added
+        new_text = _inserted(text, added)
+        if new_text is None or not _adds_exactly(text, new_text, added):
+            new_text = _round_trip(text, added)
+        config_path.write_text(new_text, encoding="utf-8")
+    return [f.name for f in added]
+
+
+_TOP_KEY = re.compile(r"^[^\s#-][^:#]*:")
+_FEEDS_KEY = re.compile(r"^feeds:\s*(#.*)?$")
+_ITEM = re.compile(r"^(\s*)- ")
+
+
+def _inserted(text: str, feeds: list[OpmlFeed]) -> str | None:
+    """``text`` with ``feeds`` as lines after the last entry of its block `feeds:` (or a new
+    `feeds:` at the end), or None when the layout is not one this can follow."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if _FEEDS_KEY.match(line)), None)
+    if start is None:
+        if any(line.startswith("feeds:") for line in lines):
+            return None  # `feeds: [...]`: flow style
+        block = "".join(_entry(f, "  ") for f in feeds)
+        return text + ("" if not text or text.endswith("\n") else "\n") + "feeds:\n" + block
+    end = next((i for i in range(start + 1, len(lines)) if _TOP_KEY.match(lines[i])), len(lines))
+    items = [i for i in range(start + 1, end) if _ITEM.match(lines[i])]
+    indent = _ITEM.match(lines[items[0]]).group(1) if items else "  "  # type: ignore[union-attr]
+    # After the last line of the block that is neither blank nor a comment: commented-out
+    # examples and blank lines that close the block stay below the new entries.
+    last = max(
+        (
+            i
+            for i in range(start, end)
+            if lines[i].strip() and not lines[i].lstrip().startswith("#")
+        ),
+        default=start,
+    )
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    block = "".join(_entry(f, indent) for f in feeds)
+    return "".join([*lines[: last + 1], block, *lines[last + 1 :]])
+
+
+def _entry(feed: OpmlFeed, indent: str) -> str:
+    # JSON strings are YAML double-quoted scalars: any name or URL is written safely.
+    return f"{indent}- name: {json.dumps(feed.name, ensure_ascii=False)}\n{indent}  url: {json.dumps(feed.url)}\n"
+
+
+def _adds_exactly(old: str, new: str, added: list[OpmlFeed]) -> bool:
+    """The new text parses to the old document with exactly these feeds appended."""
+    try:
+        before, after = yaml.safe_load(old) or {}, yaml.safe_load(new) or {}
+    except yaml.YAMLError:
+        return False
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return False
+    wanted = [*(before.get("feeds") or []), *({"name": f.name, "url": f.url} for f in added)]
+    rest_before = {k: v for k, v in before.items() if k != "feeds"}
+    rest_after = {k: v for k, v in after.items() if k != "feeds"}
+    return after.get("feeds") == wanted and rest_before == rest_after
+
+
+def _round_trip(text: str, added: list[OpmlFeed]) -> str:
+    handler = YAML()  # round-trip mode keeps the user's comments
+    handler.preserve_quotes = True
+    handler.width = 4096  # never fold a long query or URL
+    handler.indent(mapping=2, sequence=4, offset=2)  # the shipped config's layout
+    document = handler.load(text) or CommentedMap()
+    existing = document.get("feeds")
+    if existing is None:
+        existing = document["feeds"] = CommentedSeq()
+    for feed in added:
+        existing.append(CommentedMap(name=feed.name, url=feed.url))
+    out = io.StringIO()
+    handler.dump(document, out)
+    return out.getvalue()
 
 
 def _unique(name: str, taken: set[str]) -> str:

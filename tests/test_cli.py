@@ -202,6 +202,54 @@ def test_import_opml_keeps_comments_and_skips_known_urls(
     assert cli(["check", "--config", str(path)]) == 0
 
 
+def test_import_opml_adds_lines_and_leaves_the_rest_of_the_file_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = (Path(__file__).parent.parent / "config" / "monitor.yaml").read_text(encoding="utf-8")
+    path = write_config(tmp_path, shipped)
+    opml = tmp_path / "export.opml"
+    opml.write_text(
+        """<?xml version="1.0"?><opml version="2.0"><body>
+        <outline text="BBC again" xmlUrl="https://feeds.bbci.co.uk/news/world/rss.xml"/>
+        <outline text="Gopher" xmlUrl="gopher://old.example/feed"/>
+        <outline text='Say "hi": #1' xmlUrl="https://new.example/rss?a=1&amp;b=2"/>
+        </body></opml>""",
+        encoding="utf-8",
+    )
+    assert cli(["import-opml", str(opml), "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 feeds in" in out and "added 1" in out and "1 already there" in out
+    assert "skipped (not an http(s) feed URL): Gopher (gopher://old.example/feed)" in out
+    new = path.read_text(encoding="utf-8")
+    added = [line for line in new.splitlines() if line not in shipped.splitlines()]
+    assert added == [
+        '  - name: "Say \\"hi\\": #1"',
+        '    url: "https://new.example/rss?a=1&b=2"',
+    ]
+    # Inserted after the last feed, above the commented-out examples that close the block.
+    assert new.index("new.example") < new.index("# More per-feed options")
+    assert new.replace("\n".join(added) + "\n", "") == shipped
+    config = load_config(path)
+    assert (config.feeds[-1].name, config.feeds[-1].url) == (
+        'Say "hi": #1',
+        "https://new.example/rss?a=1&b=2",
+    )
+
+
+def test_import_opml_into_a_flow_style_or_missing_feeds_list(tmp_path: Path) -> None:
+    opml = tmp_path / "export.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline text="A" xmlUrl="https://a.example/f"/></body></opml>',
+        encoding="utf-8",
+    )
+    for body in ("# mine\nfeeds: []  # none yet\n", "# mine\ndatabase: x.db"):
+        path = write_config(tmp_path / str(len(body)), body)
+        assert cli(["import-opml", str(opml), "--config", str(path)]) == 0
+        text = path.read_text(encoding="utf-8")
+        assert "# mine" in text
+        assert [(f.name, f.url) for f in load_config(path).feeds] == [("A", "https://a.example/f")]
+
+
 def test_export_opml_lists_every_feed_and_imports_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
