@@ -266,3 +266,9 @@ def rematch(
             f"development{'' if developments == 1 else 's'}",
             markup=False,
         )
+        if result.kept:
+            out.print(
+                f"  {result.kept} earlier match{'' if result.kept == 1 else 'es'} that the topic "
+                "as now written would not make stay in its history (and its developments)",
+                markup=False,
+            )

@@ -166,7 +166,7 @@ def test_match_topic_and_rematch_record_matches_without_duplicates() -> None:
 
     narrowed = TopicSpec("dprk-kursk", 'kursk AND "north korean"', languages=("ru",))
     [kept] = archive.rematch(conn, [narrowed], now=later)
-    assert (kept.matched, kept.removed) == (0, 0)  # without prune, rows stay
+    assert (kept.matched, kept.removed, kept.kept) == (0, 0, 1)  # without prune, rows stay
     [pruned] = archive.rematch(conn, [narrowed], now=later, prune=True)
     assert pruned.removed == 1
     assert conn.execute("SELECT count(*) FROM matches").fetchone() == (0,)

@@ -155,3 +155,14 @@ def test_topics_test_uses_the_config_on_disk_without_recording(
     assert "football: 1 item matches (1 new), 1 development" in capsys.readouterr().out
     rows = {r["name"]: r for r in cli_json(capsys, "topics", "--config", str(polled))}
     assert rows["football"]["total"] == 1
+
+    # Narrowed: the match it made stays in its history, and rematch says so.
+    text = polled.read_text(encoding="utf-8")
+    polled.write_text(text.replace("query: football}", "query: cricket}"), encoding="utf-8")
+    try:
+        main(["rematch", "--topic", "football", "--config", str(polled)])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    out = capsys.readouterr().out
+    assert "football: 0 items match (0 new), 1 development" in out
+    assert "1 earlier match that the topic as now written would not make stay in its" in out

@@ -62,6 +62,7 @@ class RematchResult:
     matched: int  # items the topic matches now
     added: int  # of which were not recorded before
     removed: int  # stale rows deleted (only with prune=True)
+    kept: int = 0  # recorded matches the topic no longer makes, kept as history (prune=False)
 
 
 @dataclass(frozen=True)
@@ -464,7 +465,12 @@ def rematch(
         conn.executemany(
             "DELETE FROM matches WHERE item_id = ? AND topic = ?", [(i, spec.name) for i in stale]
         )
-        results.append(RematchResult(spec.name, len(now_ids), len(now_ids - before), len(stale)))
+        outdated = len(before - now_ids)
+        results.append(
+            RematchResult(
+                spec.name, len(now_ids), len(now_ids - before), len(stale), outdated - len(stale)
+            )
+        )
     return results
 
 
