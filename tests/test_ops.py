@@ -495,7 +495,7 @@ def test_backup_is_one_consistent_snapshot_while_another_connection_writes(
         store = Store.open(config.database, create=False)
         try:
             while not stop.is_set():
-                with store.conn:
+                with store.transaction():
                     for key in ("pair.a", "pair.b"):
                         store.conn.execute(
                             "INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)",
