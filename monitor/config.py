@@ -736,7 +736,8 @@ def _channel_url_problems(
                     shown,
                     line_of(lines, key),
                     _dotted(key),
-                    "not a URL apprise can send to (check its scheme and parts: "
+                    "not a URL apprise can send to (an unknown scheme, a missing part, or a "
+                    "service whose extra package is not installed: "
                     "https://github.com/caronc/apprise/wiki)",
                 )
             )

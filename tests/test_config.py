@@ -150,8 +150,9 @@ def test_a_channel_url_apprise_cannot_send_to_is_found_by_a_deep_load(tmp_path: 
     with pytest.raises(ConfigError) as info:
         load_config(conf, deep=True)  # `monitor check`, the daemon's start, a reload
     assert [str(p) for p in info.value.problems] == [
-        f"{conf}:4: channels.bad.url: not a URL apprise can send to "
-        "(check its scheme and parts: https://github.com/caronc/apprise/wiki)"
+        f"{conf}:4: channels.bad.url: not a URL apprise can send to (an unknown scheme, a "
+        "missing part, or a service whose extra package is not installed: "
+        "https://github.com/caronc/apprise/wiki)"
     ]
 
 
