@@ -577,7 +577,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=lambda text: [int(n) for n in text.split(",")],
         help="cross-validate only these folds (e.g. 2,4; for quick experiments)",
     )
+    parser.add_argument(
+        "--idf-prior",
+        type=int,
+        default=None,
+        help="experiment: background documents added to the IDF's document count (default: "
+        "monitor.cluster.stats.IDF_PRIOR_DOCS, which ships as 0; see bench/README.md)",
+    )
     args = parser.parse_args(argv)
+    if args.idf_prior is not None:
+        from monitor.cluster import stats as cluster_stats
+
+        cluster_stats.IDF_PRIOR_DOCS = args.idf_prior
+        print(f"IDF prior: {args.idf_prior} background documents")
     if args.folds is not None and not set(args.folds) <= set(range(N_FOLDS)):
         parser.error(f"--folds: fold numbers are 0 to {N_FOLDS - 1}")
     if not DATA.exists():
