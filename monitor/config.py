@@ -417,7 +417,12 @@ def parse_config(
     parts = _Parts.of_model(model) if model is not None else _Parts.of_raw(data)
     problems.extend(_cross_checks(parts, path.parent, lines, shown))
     if deep:
-        problems.extend(_channel_url_problems(parts, lines, shown))
+        flawed = {p.key for p in problems}
+        problems.extend(
+            p
+            for p in _channel_url_problems(parts, lines, shown)
+            if not any(k == p.key.removesuffix(".url") or k.startswith(p.key) for k in flawed)
+        )
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
     assert model is not None
@@ -714,7 +719,8 @@ def _cross_checks(
         if isinstance(entry, Channel):
             _check_template(entry.template, base, ("channels", name, "template"), problem)
     for j, channel in enumerate(parts.health_notify):
-        if channels is not None and channel not in channels:
+        # A raw entry that is not a name (`- desk-chat:` is a mapping) has its own problem.
+        if isinstance(channel, str) and channels is not None and channel not in channels:
             problem(("health", "notify", j), f"no channel named {channel!r}")
     return problems
 
@@ -772,8 +778,10 @@ def _check_template(
         return
     import jinja2
 
-    try:
-        jinja2.Environment(autoescape=False).parse(source)
+    from monitor.alert.render import template_environment
+
+    try:  # compiled as the renderer will: an unknown filter is found here too
+        template_environment("text").from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         problem(path, f"template {file}, line {exc.lineno}: {exc.message}")
 

@@ -22,6 +22,9 @@ class OpmlFeed:
     url: str
 
 
+MAX_NAME = 200
+
+
 @dataclass(frozen=True)
 class OpmlRead:
     feeds: list[OpmlFeed]
@@ -42,7 +45,8 @@ def read_opml(path: Path) -> OpmlRead:
         url = (outline.get("xmlUrl") or "").strip()
         if not url:
             continue  # a folder
-        name = " ".join((outline.get("title") or outline.get("text") or url).split())
+        title = " ".join((outline.get("title") or outline.get("text") or "").split())
+        name = (title or url)[:MAX_NAME]  # a config name is 1 to 200 characters
         if not url.lower().startswith(("http://", "https://")):
             skipped.append(f"{name} ({url})")
             continue
@@ -58,7 +62,8 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
     breaks). A file where that cannot be done safely (a flow-style `feeds: [...]`) is rewritten
     by a YAML round trip instead, which keeps comments but may re-indent.
     """
-    text = config_path.read_text(encoding="utf-8")
+    with config_path.open(encoding="utf-8", newline="") as handle:
+        text = handle.read()  # line endings as they are (a CRLF file stays CRLF)
     document = YAML().load(text) or CommentedMap()
     existing = document.get("feeds") or []
     urls = {str(f.get("url")) for f in existing}
@@ -75,7 +80,8 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
         new_text = _inserted(text, added)
         if new_text is None or not _adds_exactly(text, new_text, added):
             new_text = _round_trip(text, added)
-        config_path.write_text(new_text, encoding="utf-8")
+        with config_path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(new_text)
     return [f.name for f in added]
 
 
@@ -87,13 +93,15 @@ _ITEM = re.compile(r"^(\s*)- ")
 def _inserted(text: str, feeds: list[OpmlFeed]) -> str | None:
     """``text`` with ``feeds`` as lines after the last entry of its block `feeds:` (or a new
     `feeds:` at the end), or None when the layout is not one this can follow."""
+    newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if _FEEDS_KEY.match(line)), None)
     if start is None:
         if any(line.startswith("feeds:") for line in lines):
             return None  # `feeds: [...]`: flow style
-        block = "".join(_entry(f, "  ") for f in feeds)
-        return text + ("" if not text or text.endswith("\n") else "\n") + "feeds:\n" + block
+        block = "".join(_entry(f, "  ", newline) for f in feeds)
+        gap = "" if not text or text.endswith("\n") else newline
+        return text + gap + "feeds:" + newline + block
     end = next((i for i in range(start + 1, len(lines)) if _TOP_KEY.match(lines[i])), len(lines))
     items = [i for i in range(start + 1, end) if _ITEM.match(lines[i])]
     indent = _ITEM.match(lines[items[0]]).group(1) if items else "  "  # type: ignore[union-attr]
@@ -108,14 +116,25 @@ def _inserted(text: str, feeds: list[OpmlFeed]) -> str | None:
         default=start,
     )
     if not lines[last].endswith("\n"):
-        lines[last] += "\n"
-    block = "".join(_entry(f, indent) for f in feeds)
+        lines[last] += newline
+    block = "".join(_entry(f, indent, newline) for f in feeds)
     return "".join([*lines[: last + 1], block, *lines[last + 1 :]])
 
 
-def _entry(feed: OpmlFeed, indent: str) -> str:
-    # JSON strings are YAML double-quoted scalars: any name or URL is written safely.
-    return f"{indent}- name: {json.dumps(feed.name, ensure_ascii=False)}\n{indent}  url: {json.dumps(feed.url)}\n"
+def _entry(feed: OpmlFeed, indent: str, newline: str) -> str:
+    # JSON strings are YAML double-quoted scalars, and `$$` is a literal `$` in the config: an
+    # OPML file cannot make the config read an environment variable (a secret) into a URL.
+    name = json.dumps(_literal(feed.name), ensure_ascii=False)
+    url = json.dumps(_literal(feed.url))
+    return f"{indent}- name: {name}{newline}{indent}  url: {url}{newline}"
+
+
+def _literal(value: str) -> str:
+    """``value`` as the config writes a literal: `${...}` is substituted, `$${...}` is not."""
+    return _SUBSTITUTED.sub("$$", value)
+
+
+_SUBSTITUTED = re.compile(r"\$(?=\{)")  # the `$` of a `${` the config would substitute
 
 
 def _adds_exactly(old: str, new: str, added: list[OpmlFeed]) -> bool:
@@ -126,7 +145,8 @@ def _adds_exactly(old: str, new: str, added: list[OpmlFeed]) -> bool:
         return False
     if not isinstance(before, dict) or not isinstance(after, dict):
         return False
-    wanted = [*(before.get("feeds") or []), *({"name": f.name, "url": f.url} for f in added)]
+    appended = ({"name": _literal(f.name), "url": _literal(f.url)} for f in added)
+    wanted = [*(before.get("feeds") or []), *appended]
     rest_before = {k: v for k, v in before.items() if k != "feeds"}
     rest_after = {k: v for k, v in after.items() if k != "feeds"}
     return after.get("feeds") == wanted and rest_before == rest_after
@@ -142,7 +162,7 @@ def _round_trip(text: str, added: list[OpmlFeed]) -> str:
     if existing is None:
         existing = document["feeds"] = CommentedSeq()
     for feed in added:
-        existing.append(CommentedMap(name=feed.name, url=feed.url))
+        existing.append(CommentedMap(name=_literal(feed.name), url=_literal(feed.url)))
     out = io.StringIO()
     handler.dump(document, out)
     return out.getvalue()

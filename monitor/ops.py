@@ -366,6 +366,13 @@ def backup(conn: sqlite3.Connection, destination: Path, *, overwrite: bool = Fal
     """Copy the open database ``conn`` to ``destination`` as one consistent snapshot."""
     if destination.is_dir():
         raise BackupError(f"{destination} is a folder: name the backup file")
+    live = _database_file(conn)
+    if live is not None:
+        own = {live, Path(f"{live}-wal"), Path(f"{live}-shm"), Path(f"{live}-journal")}
+        if destination.resolve() in own:
+            raise BackupError(
+                f"{destination} is the database itself (or its journal): not a backup"
+            )
     if destination.exists() and not overwrite:
         raise BackupError(f"{destination} exists (use --force to replace it)")
     if not destination.parent.is_dir():
@@ -387,3 +394,8 @@ def backup(conn: sqlite3.Connection, destination: Path, *, overwrite: bool = Fal
             partial.unlink()
         raise BackupError(f"cannot back up to {destination}: {exc}") from exc
     return BackupReport(destination, destination.stat().st_size, items)
+
+
+def _database_file(conn: sqlite3.Connection) -> Path | None:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]).resolve() if row and row[2] else None

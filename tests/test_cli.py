@@ -236,6 +236,33 @@ def test_import_opml_adds_lines_and_leaves_the_rest_of_the_file_as_written(
     )
 
 
+def test_import_opml_writes_names_and_urls_as_literals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2")
+    opml = tmp_path / "hostile.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="${SMTP_PASSWORD}" xmlUrl="https://evil.example/rss?p=${SMTP_PASSWORD}&amp;q=$5"/>'
+        '<outline text="   " xmlUrl="https://blank.example/rss"/>'
+        f'<outline text="{"x" * 250}" xmlUrl="https://long.example/rss"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    path = write_config(
+        tmp_path, "# mine\r\nfeeds:\r\n  - name: A\r\n    url: https://a.example/f\r\n"
+    )
+    assert cli(["import-opml", str(opml), "--config", str(path)]) == 0
+    feeds = load_config(path).feeds
+    assert [(f.name, f.url) for f in feeds[1:]] == [
+        ("${SMTP_PASSWORD}", "https://evil.example/rss?p=${SMTP_PASSWORD}&q=$5"),  # not hunter2
+        ("https://blank.example/rss", "https://blank.example/rss"),  # no title: its URL
+        ("x" * 200, "https://long.example/rss"),  # a config name is at most 200 characters
+    ]
+    raw = path.read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n")  # a CRLF file stays CRLF
+
+
 def test_import_opml_into_a_flow_style_or_missing_feeds_list(tmp_path: Path) -> None:
     opml = tmp_path / "export.opml"
     opml.write_text(

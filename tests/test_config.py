@@ -113,9 +113,16 @@ topics:
     assert not any("already named" in p for p in found)  # topics[1] did not validate
 
 
+def test_a_health_notify_entry_that_is_not_a_name_is_a_problem_not_a_crash() -> None:
+    found = problems("health:\n  notify:\n    - desk-chat:\n    - [a]\n    - nowhere\n")
+    assert any(p.startswith("conf.yaml:3: health.notify[0]:") for p in found)
+    assert "conf.yaml:5: health.notify[2]: no channel named 'nowhere'" in found
+
+
 def test_languages_templates_and_http_are_checked_when_the_config_loads(tmp_path: Path) -> None:
     (tmp_path / "ok.j2").write_text("{{ title }}", encoding="utf-8")
     (tmp_path / "broken.j2").write_text("{% if title %}no end", encoding="utf-8")
+    (tmp_path / "filter.j2").write_text("{{ title | nosuchfilter }}", encoding="utf-8")
     text = """http: nowhere
 channels:
   chat: {url: "json://localhost/x", template: missing.j2}
@@ -124,6 +131,7 @@ topics:
   - {name: b, query: x, languages: ["en, ru"]}
   - {name: c, query: x, languages: [en, RU, pt-BR], template: ok.j2}
   - {name: d, query: x, template: broken.j2}
+  - {name: e, query: x, template: filter.j2, languages: [eng]}
 """
     found = [str(p) for p in _problems_at(tmp_path, text)]
     conf = tmp_path / "conf.yaml"
@@ -137,7 +145,11 @@ topics:
         p.startswith(f"{conf}:8: topics[3].template: template {tmp_path / 'broken.j2'}, line 1:")
         for p in found
     )
-    assert len(found) == 5  # topic c is fine
+    assert any(  # compiled as the renderer compiles it, not only parsed
+        p.startswith(f"{conf}:9: topics[4].template:") and "nosuchfilter" in p for p in found
+    )
+    assert f"{conf}:9: topics[4].languages: use the two-letter code 'en' for 'eng'" in found
+    assert len(found) == 7  # topic c is fine
 
 
 def test_a_channel_url_apprise_cannot_send_to_is_found_by_a_deep_load(tmp_path: Path) -> None:
@@ -154,6 +166,14 @@ def test_a_channel_url_apprise_cannot_send_to_is_found_by_a_deep_load(tmp_path: 
         "missing part, or a service whose extra package is not installed: "
         "https://github.com/caronc/apprise/wiki)"
     ]
+
+
+def test_a_missing_variable_in_a_channel_url_is_one_problem_not_two(tmp_path: Path) -> None:
+    conf = tmp_path / "conf.yaml"
+    conf.write_text('channels:\n  desk: "${NO_SUCH_VARIABLE_HERE}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(conf, deep=True)
+    assert [p.key for p in info.value.problems] == ["channels.desk"]
 
 
 def _problems_at(folder: Path, text: str) -> list[ConfigProblem]:

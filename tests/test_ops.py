@@ -546,8 +546,35 @@ def test_backup_never_replaces_a_file_unasked_and_leaves_nothing_when_it_fails(
     assert cli(["backup", str(missing), "--config", str(config.path)]) == 1
     assert "is not a folder" in capsys.readouterr().err
 
+    for own in ("m.db", "m.db-wal"):  # the live database, or its log, is not a backup target
+        assert (
+            cli(
+                [
+                    "backup",
+                    str(config.database.parent / own),
+                    "--force",
+                    "--config",
+                    str(config.path),
+                ]
+            )
+            == 1
+        )
+        assert "is the database itself" in capsys.readouterr().err
+
     # A name the file system refuses (the partial copy's name, 255+ bytes): nothing is left.
     too_long = tmp_path / ("c" * 250 + ".db")
     assert cli(["backup", str(too_long), "--config", str(config.path)]) == 1
     assert "cannot back up to" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "monitor.yaml", "state"]
+
+
+def test_rematch_does_not_count_items_whose_text_retention_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = retention_config(tmp_path)
+    seed_old_and_new(config, SystemClock().now())  # 20 recorded matches of topic t (query x)
+    assert cli(["vacuum", "--config", str(config.path)]) == 0  # the 10 old ones leave the index
+    capsys.readouterr()
+    assert cli(["rematch", "--topic", "t", "--config", str(config.path)]) == 0
+    # Query x matches none: of the recorded matches, only the 10 still indexed say so.
+    assert "10 earlier matches that the topic as now written" in capsys.readouterr().out

@@ -319,6 +319,12 @@ class Renderer:
         return template
 
 
+def template_environment(fmt: Format) -> jinja2.Environment:
+    """The Jinja2 environment templates of ``fmt`` are rendered in (the config check compiles
+    custom templates in it too)."""
+    return _environment(fmt)
+
+
 def _environment(fmt: Format) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("monitor", "templates"),

@@ -465,13 +465,28 @@ def rematch(
         conn.executemany(
             "DELETE FROM matches WHERE item_id = ? AND topic = ?", [(i, spec.name) for i in stale]
         )
-        outdated = len(before - now_ids)
+        # Items whose text retention dropped left the index: not matching them says nothing.
+        outdated = len(_indexed(conn, before - now_ids))
         results.append(
             RematchResult(
                 spec.name, len(now_ids), len(now_ids - before), len(stale), outdated - len(stale)
             )
         )
     return results
+
+
+def _indexed(conn: sqlite3.Connection, ids: set[int]) -> set[int]:
+    """Those of ``ids`` that are in the history index."""
+    found: set[int] = set()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        rows = conn.execute(
+            f"SELECT id FROM {FTS_TABLE}_docsize WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.update(int(r[0]) for r in rows)
+    return found
 
 
 def _recorded(conn: sqlite3.Connection, topic: str, cutoff: str | None) -> set[int]:

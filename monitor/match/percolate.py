@@ -19,6 +19,14 @@ from monitor.match.query import CompiledQuery, QueryError, compile_query
 from monitor.records import TopicMatch
 
 TITLE_WEIGHT = 2.0  # bm25 weight of the title relative to the body (same in archive search)
+# ISO 639-2/3 codes of languages that have a two-letter code, which detection reports instead.
+_TWO_LETTER = {
+    "eng": "en", "rus": "ru", "kor": "ko", "jpn": "ja", "zho": "zh", "chi": "zh", "deu": "de",
+    "ger": "de", "fra": "fr", "fre": "fr", "spa": "es", "ita": "it", "por": "pt", "ukr": "uk",
+    "ara": "ar", "tur": "tr", "pol": "pl", "nld": "nl", "dut": "nl", "swe": "sv", "fas": "fa",
+    "per": "fa", "heb": "he", "hin": "hi", "vie": "vi", "tha": "th", "ind": "id", "ces": "cs",
+    "cze": "cs", "ell": "el", "gre": "el", "bel": "be", "kaz": "kk", "uzb": "uz", "fin": "fi",
+}  # fmt: skip
 _LANG_CODE = re.compile(r"[a-z]{2,3}")  # ISO 639-1 (en) or 639-3 (yue): what detection gives
 
 
@@ -53,6 +61,8 @@ def normalise_languages(codes: Sequence[str] | None) -> tuple[str, ...] | None:
             raise QueryError(
                 f"not a language code: {code!r} (use ISO 639-1 codes like en, ru, ko; one per item)"
             )
+        if norm in _TWO_LETTER:  # detection says "en", never "eng": the topic would match nothing
+            raise QueryError(f"use the two-letter code {_TWO_LETTER[norm]!r} for {code!r}")
         out.append(norm)
     return tuple(dict.fromkeys(out))
 
