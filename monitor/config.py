@@ -102,7 +102,8 @@ DurationOrZero = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
 ]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+NAME_MAX = 200  # characters in a feed, topic or channel name
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 
 
 class _Model(BaseModel):
@@ -795,7 +796,7 @@ def _check_unique(
 ) -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
-        if name is None or not isinstance(name, str):
+        if not isinstance(name, str):  # a raw entry without a name has its own problem
             continue
         if name in seen:
             problem((*path, index, key), f"another {what} is already named {name!r}")

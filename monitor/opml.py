@@ -9,20 +9,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import yaml
 from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from monitor.config import NAME_MAX
 
 
 @dataclass(frozen=True)
 class OpmlFeed:
     name: str
     url: str
-
-
-MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def read_opml(path: Path) -> OpmlRead:
         if not url:
             continue  # a folder
         title = " ".join((outline.get("title") or outline.get("text") or "").split())
-        name = (title or url)[:MAX_NAME]  # a config name is 1 to 200 characters
+        name = (title or url)[:NAME_MAX]  # a config name is 1 to NAME_MAX characters
         if not url.lower().startswith(("http://", "https://")):
             skipped.append(f"{name} ({url})")
             continue
@@ -64,8 +64,8 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
     """
     with config_path.open(encoding="utf-8", newline="") as handle:
         text = handle.read()  # line endings as they are (a CRLF file stays CRLF)
-    document = YAML().load(text) or CommentedMap()
-    existing = document.get("feeds") or []
+    before = _plain(text)
+    existing = (before or {}).get("feeds") or []
     urls = {str(f.get("url")) for f in existing}
     names = {str(f.get("name")) for f in existing}
     added: list[OpmlFeed] = []
@@ -78,7 +78,7 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
         names.add(name)
     if added:
         new_text = _inserted(text, added)
-        if new_text is None or not _adds_exactly(text, new_text, added):
+        if new_text is None or before is None or not _adds_exactly(before, new_text, added):
             new_text = _round_trip(text, added)
         with config_path.open("w", encoding="utf-8", newline="") as handle:
             handle.write(new_text)
@@ -137,13 +137,20 @@ def _literal(value: str) -> str:
 _SUBSTITUTED = re.compile(r"\$(?=\{)")  # the `$` of a `${` the config would substitute
 
 
-def _adds_exactly(old: str, new: str, added: list[OpmlFeed]) -> bool:
-    """The new text parses to the old document with exactly these feeds appended."""
+def _plain(text: str) -> dict[str, Any] | None:
+    """The config as plain data (YAML 1.2, as the round trip reads it: a feed named No stays a
+    string), or None when it is not a YAML mapping."""
     try:
-        before, after = yaml.safe_load(old) or {}, yaml.safe_load(new) or {}
-    except yaml.YAMLError:
-        return False
-    if not isinstance(before, dict) or not isinstance(after, dict):
+        data = YAML(typ="safe", pure=True).load(text) or {}
+    except YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _adds_exactly(before: dict[str, Any], new: str, added: list[OpmlFeed]) -> bool:
+    """The new text parses to the old document with exactly these feeds appended."""
+    after = _plain(new)
+    if after is None:
         return False
     appended = ({"name": _literal(f.name), "url": _literal(f.url)} for f in added)
     wanted = [*(before.get("feeds") or []), *appended]

@@ -133,8 +133,6 @@ def read_daemon_state(config: Config) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-# --------------------------------------------------------------------------- HTTP address
-
 # --------------------------------------------------------------------------- status
 
 

@@ -284,7 +284,7 @@ class Renderer:
     """Renders outbox payloads; custom templates are read from disk and cached by mtime."""
 
     def __init__(self) -> None:
-        self._envs = {fmt: _environment(fmt) for fmt in FORMATS}
+        self._envs = {fmt: template_environment(fmt) for fmt in FORMATS}
         self._custom: dict[tuple[Path, Format], tuple[float, jinja2.Template]] = {}
 
     def render(
@@ -322,10 +322,6 @@ class Renderer:
 def template_environment(fmt: Format) -> jinja2.Environment:
     """The Jinja2 environment templates of ``fmt`` are rendered in (the config check compiles
     custom templates in it too)."""
-    return _environment(fmt)
-
-
-def _environment(fmt: Format) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("monitor", "templates"),
         autoescape=fmt == "html",

@@ -479,8 +479,8 @@ def _indexed(conn: sqlite3.Connection, ids: set[int]) -> set[int]:
     """Those of ``ids`` that are in the history index."""
     found: set[int] = set()
     ordered = sorted(ids)
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
+    for start in range(0, len(ordered), _BATCH):
+        chunk = ordered[start : start + _BATCH]
         rows = conn.execute(
             f"SELECT id FROM {FTS_TABLE}_docsize WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
