@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from monitor.alert import outbox
 from monitor.clock import parse_iso, utc_iso
 from monitor.config import Channel
+from monitor.sqlin import in_chunks
 
 
 def due_fire(schedule: str, zone: str, last: datetime, now: datetime) -> datetime | None:
@@ -93,13 +94,12 @@ def _payload(
 def development_outlets(conn: sqlite3.Connection, dev_ids: Sequence[int]) -> dict[str, list[str]]:
     """Every outlet that reported each development ("also reported by"), keyed by str(id)."""
     found: dict[str, list[str]] = {}
-    for start in range(0, len(dev_ids), 500):
-        chunk = list(dev_ids[start : start + 500])
+    for chunk, marks in in_chunks(dev_ids):
         rows = conn.execute(
             f"""SELECT di.development_id, coalesce(i.site_name, f.name) AS outlet
                 FROM development_items di JOIN items i ON i.id = di.item_id
                 LEFT JOIN feeds f ON f.id = i.feed_id
-                WHERE di.development_id IN ({",".join("?" * len(chunk))})
+                WHERE di.development_id IN ({marks})
                 ORDER BY di.added_at, i.id""",
             chunk,
         ).fetchall()

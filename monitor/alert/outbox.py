@@ -28,6 +28,7 @@ from typing import Any
 
 from monitor.alert.plan import PlannedAlert
 from monitor.clock import parse_iso, utc_iso
+from monitor.sqlin import in_chunks
 
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
@@ -408,11 +409,8 @@ def retry_failed(conn: sqlite3.Connection, now: datetime, ids: Sequence[int] | N
 def statuses(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
     """The status of each of these alerts that exists."""
     found: dict[int, str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        rows = conn.execute(
-            f"SELECT id, status FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk
-        )
+    for chunk, marks in in_chunks(ids):
+        rows = conn.execute(f"SELECT id, status FROM outbox WHERE id IN ({marks})", chunk)
         found.update((int(r[0]), str(r[1])) for r in rows)
     return found
 
@@ -463,12 +461,8 @@ def digest_members(conn: sqlite3.Connection, channel: str) -> list[OutboxRow]:
 
 
 def attach_to_digest(conn: sqlite3.Connection, digest_id: int, member_ids: Sequence[int]) -> None:
-    for start in range(0, len(member_ids), 500):
-        chunk = list(member_ids[start : start + 500])
-        conn.execute(
-            f"UPDATE outbox SET digest_id = ? WHERE id IN ({','.join('?' * len(chunk))})",
-            (digest_id, *chunk),
-        )
+    for chunk, marks in in_chunks(member_ids):
+        conn.execute(f"UPDATE outbox SET digest_id = ? WHERE id IN ({marks})", (digest_id, *chunk))
 
 
 def state_get(conn: sqlite3.Connection, key: str) -> str | None:

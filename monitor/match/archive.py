@@ -30,6 +30,7 @@ from monitor.match.percolate import (
 )
 from monitor.match.query import CompiledQuery, compile_query
 from monitor.records import TopicMatch
+from monitor.sqlin import IN_LIMIT, in_chunks
 
 FTS_TABLE = "items_fts"
 _BM25 = f"bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0)"
@@ -39,7 +40,6 @@ _INSERT = f"INSERT INTO {FTS_TABLE}(rowid, title, body) VALUES (?, ?, ?)"
 _DELETE_COMMAND = (
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, body) VALUES ('delete', ?, ?, ?)"
 )
-_BATCH = 500  # ids per statement (well under SQLite's bound-parameter limit)
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,7 @@ def delete_items(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[int]
     """
     by_rowid: bool | None = None  # looked up once something is to be deleted
     removed: list[int] = []
-    for start in range(0, len(item_ids), _BATCH):
-        batch = list(item_ids[start : start + _BATCH])
-        marks = ", ".join("?" * len(batch))
+    for batch, marks in in_chunks(item_ids):
         present = [
             int(r[0])
             for r in conn.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({marks})", batch)
@@ -183,9 +181,7 @@ def delete_item(conn: sqlite3.Connection, item_id: int) -> bool:
 
 def index_stored(conn: sqlite3.Connection, item_ids: Sequence[int]) -> None:
     """(Re-)index items from what ``items`` holds now (after ``delete_items`` and an update)."""
-    for start in range(0, len(item_ids), _BATCH):
-        batch = list(item_ids[start : start + _BATCH])
-        marks = ", ".join("?" * len(batch))
+    for batch, marks in in_chunks(item_ids):
         rows = conn.execute(
             f"SELECT id, title, text FROM items WHERE id IN ({marks})", batch
         ).fetchall()
@@ -197,7 +193,7 @@ def _index_all(conn: sqlite3.Connection, where: str) -> int:
     """Index the items selected by ``where`` (in id order, streamed); returns how many."""
     count = 0
     rows = conn.execute(f"SELECT id, title, text FROM items WHERE {where} ORDER BY id")
-    while chunk := rows.fetchmany(_BATCH):
+    while chunk := rows.fetchmany(IN_LIMIT):
         conn.executemany(
             _INSERT, [(int(i), *index_values(str(t or ""), str(x or ""))) for i, t, x in chunk]
         )
@@ -478,13 +474,8 @@ def rematch(
 def _indexed(conn: sqlite3.Connection, ids: set[int]) -> set[int]:
     """Those of ``ids`` that are in the history index."""
     found: set[int] = set()
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _BATCH):
-        chunk = ordered[start : start + _BATCH]
-        rows = conn.execute(
-            f"SELECT id FROM {FTS_TABLE}_docsize WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
+    for chunk, marks in in_chunks(sorted(ids)):
+        rows = conn.execute(f"SELECT id FROM {FTS_TABLE}_docsize WHERE id IN ({marks})", chunk)
         found.update(int(r[0]) for r in rows)
     return found
 

@@ -20,6 +20,7 @@ import sqlite_utils
 from monitor.clock import parse_iso, utc_iso
 from monitor.records import Article, Assignment, FeedEntry, FeedPoll, TopicMatch
 from monitor.schedule import FeedStatus, FeedTiming
+from monitor.sqlin import in_chunks
 from monitor.store.schema import migrate
 
 if TYPE_CHECKING:
@@ -198,10 +199,7 @@ class Store:
     def feed_states_named(self, names: Sequence[str]) -> list[FeedState | None]:
         """The stored state of each named feed (None: unknown), in one query per 500 names."""
         found: dict[str, FeedState] = {}
-        unique = list(dict.fromkeys(names))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(list(dict.fromkeys(names))):
             for row in self.conn.execute(f"SELECT * FROM feeds WHERE name IN ({marks})", chunk):
                 found[row["name"]] = _feed_state(row)
         return [found.get(name) for name in names]
@@ -223,9 +221,7 @@ class Store:
     def known_entries(self, keys: Sequence[str]) -> dict[str, str]:
         """Stored entry hash of each key that is already an item."""
         found: dict[str, str] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(keys):
             for row in self.conn.execute(
                 f"SELECT key, entry_hash FROM items WHERE key IN ({marks})", chunk
             ):

@@ -31,6 +31,7 @@ from typing import Any
 
 from monitor.clock import parse_iso, utc_iso
 from monitor.cluster import DevelopmentView, DocFeatures, Member
+from monitor.sqlin import in_chunks
 from monitor.store.developments import read_dfs, read_n_docs, recent_members_sql, root_of
 
 # Decoded features take at most five times the length of their JSON (measured with tracemalloc:
@@ -41,7 +42,6 @@ SIZE_FACTOR = 5
 LIVE_BYTES = 48 * 2**20  # features of the members of the topics kept (least recent topic goes)
 SPARE_BYTES = 8 * 2**20  # other recently used features (LRU)
 MAX_TERMS = 300_000  # document frequencies kept before the memory is emptied and refilled
-_CHUNK = 500  # ids per IN (...) query
 _TYPICAL_SIZE = 40_000  # for features whose JSON length is not known
 
 
@@ -157,9 +157,7 @@ class ClusterCache:
                 found[item_id] = self._spare[item_id]
             else:
                 missing.append(item_id)
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(missing):
             for item_id, text in conn.execute(
                 f"SELECT item_id, features FROM item_features WHERE item_id IN ({marks})", chunk
             ):

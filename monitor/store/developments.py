@@ -31,12 +31,12 @@ from monitor.cluster import (
 )
 from monitor.cluster.similarity import Weigher
 from monitor.records import Assignment
+from monitor.sqlin import in_chunks
 
 if TYPE_CHECKING:
     from monitor.store.dev_cache import ClusterCache
 
 N_DOCS_KEY = "corpus_n_docs"
-_CHUNK = 500  # terms per IN (...) query
 
 
 def read_n_docs(conn: sqlite3.Connection) -> int:
@@ -48,10 +48,7 @@ def read_n_docs(conn: sqlite3.Connection) -> int:
 def read_dfs(conn: sqlite3.Connection, terms: Collection[str]) -> dict[str, int]:
     """Stored document frequencies of these terms (terms never counted are left out)."""
     found: dict[str, int] = {}
-    wanted = list(terms)
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(list(terms)):
         for term, df in conn.execute(
             f"SELECT term, df FROM corpus_terms WHERE term IN ({marks})", chunk
         ):
