@@ -365,7 +365,9 @@ class Config:
         return mask_url_secrets(text)
 
 
-_URL_PASSWORD_RE = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s/]+)(@)", re.IGNORECASE)
+_URL_PASSWORD_RE = re.compile(
+    r"([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)([^@\s/?#]+)(@)", re.IGNORECASE
+)  # the authority ends at / ? #: a port before "?from=a@b" is no password
 
 
 def mask_url_secrets(text: str) -> str:
@@ -465,6 +467,12 @@ _Loader.add_implicit_resolver(
 )
 
 
+_EMPTY_FILE = (
+    "the file is empty (or only comments): nothing to watch; the project's "
+    "config/monitor.yaml is a commented example"
+)
+
+
 def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     loader = _Loader(text)
     try:
@@ -479,8 +487,10 @@ def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
         raise ConfigError([ConfigProblem(shown, None, "", f"YAML: {exc}")]) from None
     finally:
         loader.dispose()
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        # An empty file is a failed save or a stray `>`, never a wish to watch nothing: a
+        # reload that took it would drop every feed, topic and channel without a word.
+        raise ConfigError([ConfigProblem(shown, None, "", _EMPTY_FILE)])
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(shown, 1, "", "the file must be a mapping of keys")])
     lines: dict[str, int] = {}

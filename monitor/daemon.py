@@ -122,6 +122,7 @@ class Daemon:
         self.started_at = SystemClock().now()
         self.http_address: str | None = None  # as bound (port 0 picks a free one)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._restart_pending: set[str] = set()  # restart-only changes already logged
         self._pipeline: Pipeline | None = None
         self._alerts: _CountingAlerts | None = None
         self._scheduler: AsyncIOScheduler | None = None
@@ -452,7 +453,9 @@ class Daemon:
         except ConfigError as exc:
             return await self._reject([self.config.mask(str(p)) for p in exc.problems])
         diff = diff_configs(self.config, new)
-        if diff.empty:
+        if diff.empty or (not diff.live and set(diff.restart) <= self._restart_pending):
+            # A restart-only change stays in the diff (the running values are kept), so every
+            # later reload would report it again: once is enough.
             log.debug("config file changed, settings did not")
             return ReloadResult(False, diff)
         old = self.config
@@ -475,6 +478,11 @@ class Daemon:
             log.warning(
                 "not applied until a restart: %s (still using the running values)",
                 ", ".join(diff.restart),
+            )
+        self._restart_pending = set(diff.restart)
+        if not any(f.enabled for f in new.feeds):
+            log.warning(
+                "the edited config has no enabled feed: nothing is polled until one is added"
             )
         result = ReloadResult(True, diff)
         if self.on_reload is not None:

@@ -9,6 +9,7 @@ from monitor.config import (
     ConfigError,
     ConfigProblem,
     load_config,
+    mask_url_secrets,
     parse_config,
     parse_duration,
     parse_size,
@@ -251,6 +252,14 @@ def test_yaml_syntax_error_names_the_line() -> None:
     assert len(found) == 1 and found[0].startswith("conf.yaml:") and "YAML syntax" in found[0]
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "{}\n", "---\n"])
+def test_an_empty_file_is_an_error_not_a_config_that_watches_nothing(text: str) -> None:
+    assert problems(text) == [
+        "conf.yaml: the file is empty (or only comments): nothing to watch; the project's "
+        "config/monitor.yaml is a commented example"
+    ]
+
+
 def test_topic_needs_exactly_one_form() -> None:
     found = problems("topics:\n  - name: t\n    query: a\n    all: [[b]]\n")
     assert any("either `query:` or the list form" in p for p in found)
@@ -316,3 +325,23 @@ def test_yaml_1_1_booleans_stay_strings() -> None:
     )
     assert [f.name for f in config.feeds] == ["Off", "no"]
     assert config.feeds[0].enabled is False
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "mailtos://me:hunter2@mail.example.org?to=a@b.org",
+            "mailtos://me:***@mail.example.org?to=a@b.org",
+        ),
+        ("json://user:p%40ss@hook.example:8080/x", "json://user:***@hook.example:8080/x"),
+        # A host and port, then an address in the query: nothing to hide.
+        (
+            "mailto://127.0.0.1:8025?from=me@example.org&to=a@b.org",
+            "mailto://127.0.0.1:8025?from=me@example.org&to=a@b.org",
+        ),
+        ("ntfy://ntfy.sh:443/topic#me@x", "ntfy://ntfy.sh:443/topic#me@x"),
+    ],
+)
+def test_url_passwords_are_masked_and_ports_before_a_query_are_not(url: str, shown: str) -> None:
+    assert mask_url_secrets(url) == shown

@@ -243,3 +243,54 @@ def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path:
     assert events.reloads[0].applied
     assert events.reloads[0].diff is not None
     assert events.reloads[0].diff.feeds == ("~A interval default→2h",)
+
+
+def test_an_emptied_file_is_refused_and_a_pending_restart_is_reported_once(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    newsroom.publish("/a.xml", 1)
+    head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
+    feeds = feeds_yaml({"A": newsroom.url("/a.xml")})
+    path = write_config(tmp_path / "config" / "monitor.yaml", head + feeds)
+    events = Events()
+    daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: any("started:" in m for m in events.logs))
+            # A failed save leaves an empty file: refused, not read as "watch nothing".
+            path.write_text("", encoding="utf-8")
+            emptied = await daemon.reload()
+            assert not emptied.applied
+            assert any("the file is empty" in p for p in emptied.problems)
+            assert daemon.config.feed("A") is not None
+
+            write_config(path, head.replace("workers: 0", "workers: 2") + feeds)
+            changed = await daemon.reload()
+            assert changed.applied and changed.diff is not None
+            assert changed.diff.restart == ("workers",)
+            # Read again (a SIGHUP, a touch): the restart is still pending, and already said.
+            again = await daemon.reload()
+            assert not again.applied
+
+    asyncio.run(scenario())
+    assert sum("not applied until a restart: workers" in m for m in events.logs) == 1
+
+
+def test_a_reload_that_leaves_no_feed_warns(newsroom: Newsroom, tmp_path: Path) -> None:
+    newsroom.publish("/a.xml", 1)
+    head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
+    path = write_config(
+        tmp_path / "config" / "monitor.yaml", head + feeds_yaml({"A": newsroom.url("/a.xml")})
+    )
+    events = Events()
+    daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            await events.until(lambda: any("started:" in m for m in events.logs))
+            write_config(path, head + "feeds: []\n")
+            assert (await daemon.reload()).applied
+
+    asyncio.run(scenario())
+    assert any("no enabled feed" in m for m in events.logs)
