@@ -147,6 +147,10 @@ def test_down_channel_is_retried_for_a_day_then_failed_and_visible(store: Store)
     assert outbox.retry_failed(store.conn, now) == 1
     head = outbox.claim_next(store.conn, "chat", "w", now, LEASE)
     assert head is not None and head.item_id == 1 and head.attempts == 1
+    # Sent: the channel works, so the younger one no longer waits out the old back-off.
+    assert outbox.mark_sent(store.conn, head.id, "w", now)
+    after = outbox.claim_next(store.conn, "chat", "w", now, LEASE)
+    assert after is not None and after.item_id == 2
 
 
 def test_rows_queued_as_long_as_the_failed_head_fail_with_it(store: Store) -> None:
@@ -243,3 +247,25 @@ def test_a_poll_without_new_articles_queues_nothing(store: Store) -> None:
     update = FeedStateUpdate(status=FeedStatus.OK, last_fetch=NOW, next_fetch=NOW, error_count=0)
     store.record_poll("A", poll, update, NOW)
     assert store.count("outbox") == 0
+
+
+def test_a_channel_health_notice_names_the_error_of_the_alert_given_up_on(
+    tmp_path: Path,
+) -> None:
+    from monitor.alert import health
+
+    config = make_config(
+        tmp_path,
+        CONFIG + "health: {notify: [mail], channel_failing_after: 1h}\n",
+    )
+    store = open_store(config)
+    seed(store, "A", [story(1, "t")])
+    head = outbox.claim_next(store.conn, "chat", "w", NOW, LEASE)
+    assert head is not None
+    # Given up at once (a short retry_for); the alert behind it was never tried.
+    assert outbox.mark_failed(store.conn, head.id, "w", "HTTP 500", NOW, timedelta(0)) == "failed"
+    seed(store, "A", [story(2, "t")], now=NOW + timedelta(minutes=1))
+    assert health.check(store.conn, config, NOW + timedelta(hours=2)) == 1
+    notice = outbox.list_rows(store.conn, channel="mail")[0]
+    assert "1 alert(s) waiting" in notice.payload["lines"][0]
+    assert notice.payload["lines"][1] == "Last error: gave up after 1 attempts: HTTP 500"

@@ -146,13 +146,19 @@ def report(
 
 
 def _channel_queues(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, str]]:
+    """Alerts waiting per channel, and the channel's latest send error. That error may be on a
+    row already given up on (failed): the rows waiting behind it were never tried."""
     waiting: dict[str, int] = {}
-    errors: dict[str, str] = {}
-    for channel, count, error in conn.execute(
-        """SELECT channel, count(*), max(last_error) FROM outbox
+    for channel, count in conn.execute(
+        """SELECT channel, count(*) FROM outbox
            WHERE status IN ('pending', 'sending') GROUP BY channel"""
     ).fetchall():
         waiting[channel] = count
-        if error:
-            errors[channel] = error
+    errors: dict[str, str] = {}
+    for channel, error in conn.execute(
+        """SELECT channel, last_error FROM outbox
+           WHERE status <> 'sent' AND last_error IS NOT NULL
+           ORDER BY coalesce(last_attempt_at, '') DESC, id DESC"""
+    ).fetchall():
+        errors.setdefault(channel, error)
     return waiting, errors

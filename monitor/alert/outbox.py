@@ -297,6 +297,13 @@ def mark_sent(conn: sqlite3.Connection, row_id: int, worker: str, now: datetime)
         )
         channel = conn.execute("SELECT channel FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
         conn.execute("DELETE FROM outbox_state WHERE key = ?", (f"failing:{channel}",))
+        # The channel works again: what waited out its back-off behind a failed head is due now,
+        # not an hour later.
+        conn.execute(
+            """UPDATE outbox SET next_attempt_at = ? WHERE channel = ? AND mode = 'immediate'
+               AND status = 'pending' AND next_attempt_at > ?""",
+            (_iso(now), channel, _iso(now)),
+        )
     return True
 
 
