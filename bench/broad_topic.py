@@ -4,7 +4,8 @@ Every report names North Korea and Russia (the topic's own vocabulary); the even
 (troops in Kursk, a treaty ratified, a security chief's visit, a cargo ship, a bridge, a space
 deal, ski tourists, a circus). Replayed oldest first through the clusterer the service uses,
 regrouping after every 10, as ``bench/developments.py`` replays ECB+. Prints each decision,
-where regrouping left each report, B-cubed F1 and the alerts (developments opened).
+where regrouping left each report, B-cubed F1 and the alerts (developments opened), with all
+words weighed and without the example config's broad topic's query words (``TopicTerms``).
 
     python bench/broad_topic.py [--background]   # --background: ECB+ counted first (if present)
 """
@@ -18,8 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataclasses import replace
+
 from bench.developments import DATA, Doc, bcubed, corpus_of, load, replay
-from monitor.cluster import ClusterParams, features
+from monitor.cluster import ClusterParams, TopicTerms, features
+from monitor.config import load_config
+from monitor.pipeline import topic_terms
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "monitor.yaml"
+TOPIC = "russia-dprk-military"  # the example config's broad topic
 
 ARTICLES = Path(__file__).with_name("broad_topic.json")
 
@@ -46,19 +54,23 @@ def main() -> int:
             print(f"skipped: {DATA} not found")
             return 0
         prior = corpus_of(load())
-    run = replay(docs, ClusterParams(), prior, 10)
-    for doc in docs:
-        decision = run.decisions[doc.index]
+    terms = topic_terms(load_config(EXAMPLE))[TOPIC]
+    for label, ignored in (("all words", TopicTerms()), (f"without {TOPIC}'s query words", terms)):
+        print(f"\n{label}:")
+        run = replay(docs, replace(ClusterParams(), topic_terms=ignored), prior, 10)
+        for doc in docs:
+            decision = run.decisions[doc.index]
+            print(
+                f"  {rows[doc.index]['id']:6} {doc.event[:20]:20} {decision.relation:9} "
+                f"p={decision.score:.2f}  now in development {run.assigned[doc.index]:2}  "
+                f"{doc.title[:44]}"
+            )
+        gold = {d.index: d.event for d in docs}
+        precision, recall, f1 = bcubed(run.assigned, gold)
         print(
-            f"{rows[doc.index]['id']:6} event {doc.event[:20]:20}  decided {decision.relation:9} "
-            f"p={decision.score:.2f}  now in development {run.assigned[doc.index]:2}  {doc.title[:50]}"
+            f"  B-cubed precision {precision:.3f} recall {recall:.3f} F1 {f1:.3f}; "
+            f"{run.opened} alerts for {len(set(gold.values()))} events"
         )
-    gold = {d.index: d.event for d in docs}
-    precision, recall, f1 = bcubed(run.assigned, gold)
-    print(
-        f"B-cubed precision {precision:.3f} recall {recall:.3f} F1 {f1:.3f}; "
-        f"{run.opened} alerts for {len(set(gold.values()))} events"
-    )
     return 0
 
 

@@ -30,12 +30,14 @@ from typing import Any, Generic, TypeVar
 
 from monitor import workers as stages
 from monitor.clock import Clock
+from monitor.cluster.topicterms import TopicTerms
 from monitor.config import Config, Feed, compiled_query
 from monitor.extracted import ExtractedPage
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.identify import classify_entries
 from monitor.language import detect_language, warm_up
 from monitor.match.percolate import MatchDoc, Matcher, TopicSpec
+from monitor.match.query import compile_query
 from monitor.netguard import NetGuard
 from monitor.parse import FeedParseError, HtmlPage
 from monitor.records import (
@@ -287,6 +289,17 @@ def development_windows(config: Config) -> dict[str, timedelta]:
     return {t.name: t.development_window or default for t in config.topics}
 
 
+def topic_terms(config: Config) -> dict[str, TopicTerms]:
+    """Per topic, its query's words (``TopicTerms``: left out when its articles are compared)."""
+    found = {}
+    for topic in config.topics:
+        phrases = compile_query(compiled_query(topic)).phrases
+        found[topic.name] = TopicTerms.of_forms(
+            (f.norm, f.prefix) for p in phrases for f in p.forms
+        )
+    return found
+
+
 def build_matcher(config: Config) -> Matcher:
     specs = [
         TopicSpec(t.name, compiled_query(t), tuple(t.languages) if t.languages else None)
@@ -338,6 +351,7 @@ class Pipeline:
 
         self.writer.store.alert_routing = AlertRouting.from_config(config)
         self.writer.store.development_windows = development_windows(config)
+        self.writer.store.topic_terms = topic_terms(config)
 
     async def deliver_alerts(self) -> None:
         """One delivery attempt for every due alert in the outbox (`monitor once`)."""

@@ -25,6 +25,7 @@ from monitor.cluster.decide import (
 from monitor.cluster.features import DocFeatures, features
 from monitor.cluster.similarity import FEATURE_NAMES, PAIR_FEATURE_NAMES
 from monitor.cluster.stats import CorpusStats, DocFreqs
+from monitor.cluster.topicterms import TopicTerms
 
 __all__ = [
     "FEATURE_NAMES",
@@ -39,6 +40,7 @@ __all__ = [
     "Member",
     "Move",
     "Relation",
+    "TopicTerms",
     "containment",
     "decide",
     "features",

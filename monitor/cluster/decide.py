@@ -55,6 +55,7 @@ from monitor.cluster.similarity import (
 from monitor.cluster.similarity import pair_features as _pair_features
 from monitor.cluster.stats import DocFreqs
 from monitor.cluster.text import fold
+from monitor.cluster.topicterms import NO_TOPIC_TERMS, TopicTerms
 
 Relation = Literal["first", "report", "duplicate"]
 
@@ -168,6 +169,9 @@ class ClusterParams:
     year_veto: float = 0.7
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
+    # The topic's query words, weighed 0 in its comparisons (``TopicTerms``; none by default:
+    # the ECB+ bench has one catch-all topic without a query).
+    topic_terms: TopicTerms = NO_TOPIC_TERMS
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,9 @@ def score_developments(
     """(probability, development id) for the shortlisted developments, most probable first."""
     scored = [
         (probability(feats, params), dev.id)
-        for dev, feats in candidate_features(doc, developments, stats, params.shortlist)
+        for dev, feats in candidate_features(
+            doc, developments, stats, params.shortlist, params.topic_terms
+        )
     ]
     return sorted(scored, key=lambda pair: (-pair[0], pair[1]))
 
@@ -337,11 +343,12 @@ def candidate_features(
     developments: Sequence[DevelopmentView],
     stats: DocFreqs,
     shortlist: int,
+    ignore: TopicTerms | None = None,
 ) -> list[tuple[DevelopmentView, tuple[float, ...]]]:
     """The ``shortlist`` developments closest to ``doc`` by a cheap measure, with features."""
     if not developments:
         return []
-    weigher = Weigher(stats)
+    weigher = Weigher(stats, ignore)
     weigher.prime(doc, ())
     words, names = weigher.unit("w:", doc.words), weigher.unit("n:", doc.names)
     closeness = {d.id: rough_closeness(words, names, d.profile) for d in developments}
@@ -470,7 +477,7 @@ def find_merges(
     params = params or ClusterParams()
     kept_apart = {frozenset(pair) for pair in apart}
     devs = sorted(developments, key=lambda d: (d.first_seen, d.id))
-    weigher = weigher or Weigher(stats)
+    weigher = weigher or Weigher(stats, params.topic_terms)
     weigher.prime(None, [d.profile for d in devs])  # members' terms are in their profiles
     centroids = {d.id: weigher.centroid("w:", d.profile.words) for d in devs}
     absorbed: set[int] = set()
@@ -552,7 +559,7 @@ def regroup(
     params = params or ClusterParams()
     if not params.regroup:
         return []
-    weigher = Weigher(stats)
+    weigher = Weigher(stats, params.topic_terms)
     scope = _regroup_scope(developments, weigher, params, focus)
     members = [(m, d.id) for d in scope for m in d.members]
     if len(members) < 2:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from monitor.cluster.features import DocFeatures
 from monitor.cluster.stats import DocFreqs, idf_of
+from monitor.cluster.topicterms import TopicTerms
 
 FEATURE_NAMES = (
     "cos_words",  # TF-IDF cosine, whole text vs the development's centroid
@@ -87,8 +88,9 @@ class Profile:
 class Weigher:
     """IDF weights for one decision, looked up in the corpus statistics in bulk."""
 
-    def __init__(self, stats: DocFreqs) -> None:
+    def __init__(self, stats: DocFreqs, ignore: TopicTerms | None = None) -> None:
         self._stats = stats
+        self._ignore = ignore or None  # the topic's query words weigh 0 (``TopicTerms``)
         self._n = stats.n_docs
         self._default = idf_of(self._n, 0)
         self._idf: dict[str, dict[str, float]] = {space: {} for space in SPACES}
@@ -122,8 +124,11 @@ class Weigher:
         if not missing:
             return
         found = self._stats.dfs(missing)
+        ignore = self._ignore
         for key in missing:
-            self._idf[key[:2]][key[2:]] = idf_of(self._n, found.get(key, 0))
+            space, term = key[:2], key[2:]
+            ignored = ignore is not None and ignore.covers(space, term)
+            self._idf[space][term] = 0.0 if ignored else idf_of(self._n, found.get(key, 0))
 
     def idf(self, space: str, term: str) -> float:
         return self._idf[space].get(term, self._default)
@@ -281,8 +286,9 @@ def _top_missing(
     bag: Mapping[str, float], other: Mapping[str, float], weigher: Weigher, k: int = 2
 ) -> float:
     """Of the ``k`` heaviest names of ``bag`` (weight x IDF), the share absent from ``other``."""
-    ranked = sorted(bag.items(), key=lambda kv: (-kv[1] * weigher.idf("n:", kv[0]), kv[0]))
-    top = [term for term, _ in ranked[:k]]
+    weighed = [(count * weigher.idf("n:", term), term) for term, count in bag.items()]
+    ranked = sorted((-w, term) for w, term in weighed if w > 0)  # 0: a topic's query word
+    top = [term for _, term in ranked[:k]]
     return sum(1 for term in top if term not in other) / len(top) if top else 0.0
 
 

@@ -26,6 +26,7 @@ from monitor.store.schema import migrate
 if TYPE_CHECKING:
     from monitor.alert.plan import AlertCandidate, AlertRouting
     from monitor.cluster import ClusterParams
+    from monitor.cluster.topicterms import TopicTerms
     from monitor.store.dev_cache import ClusterCache
 
 BUSY_TIMEOUT_MS = 30_000
@@ -102,6 +103,8 @@ class Store:
         self.alert_routing: AlertRouting | None = None
         # Per topic, how long a development stays open (the pipeline sets it from the config).
         self.development_windows: Mapping[str, timedelta] = {}
+        # Per topic, its query's words, left out of its comparisons (set from the config too).
+        self.topic_terms: Mapping[str, TopicTerms] = {}
         # The clustering model and thresholds (None: the shipped defaults; tests and benchmarks).
         self.cluster_params: ClusterParams | None = None
         # Clustering reads from memory kept for this Store's lifetime (False: from the database).
@@ -402,9 +405,11 @@ class Store:
     def _params(self, topic: str) -> ClusterParams:
         from monitor.store import developments as dev
 
-        return dev.params_for(
+        params = dev.params_for(
             self.development_windows.get(topic, DEFAULT_WINDOW), self.cluster_params
         )
+        terms = self.topic_terms.get(topic)
+        return replace(params, topic_terms=terms) if terms else params
 
     def _merge_developments(
         self, assignments: Mapping[tuple[int, str], Assignment], now: datetime

@@ -295,7 +295,9 @@ def merge_developments(
     else:
         pairs = []
         gone: set[int] = set()
-        weigher = Weigher(stats)  # one for every pair: each profile is weighed once
+        weigher = Weigher(
+            stats, params.topic_terms
+        )  # one for every pair: each profile is weighed once
         for changed in (v for v in views if v.id in touched):
             for other in views:
                 if other.id == changed.id or other.id in gone or changed.id in gone:
