@@ -139,6 +139,7 @@ def setup_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_MaskSecrets(config.mask))
+    handler.addFilter(_not_apprise_warning)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.model.log_level)
@@ -152,6 +153,13 @@ def setup_logging(config: Config) -> None:
         "apprise",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _not_apprise_warning(record: logging.LogRecord) -> bool:
+    """apprise warns of every failed send, which monitor.alert logs already with the service's
+    answer: one line per failure, not two. (Its logger keeps WARNING: the answer we report is
+    read from what apprise captured at that level.)"""
+    return not (record.name.startswith("apprise") and record.levelno < logging.ERROR)
 
 
 class _MaskSecrets(logging.Filter):

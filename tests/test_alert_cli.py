@@ -88,5 +88,7 @@ def test_alerts_test_reports_what_the_channel_answered(runner: CliRunner, tmp_pa
         rx.down = True
         down = runner.invoke(app, ["alerts", "test", "chat"])
         assert down.exit_code == 1 and "503" in down.output
+        # Said once: apprise's own warning of the same failure is not printed beside it.
+        assert "apprise" not in down.output.replace("apprise URL", "")
         unknown = runner.invoke(app, ["alerts", "test", "nope"])
         assert unknown.exit_code == 2 and "no channel named 'nope'" in unknown.output
