@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -184,6 +185,11 @@ def since_option(value: str | None) -> timedelta | None:
     return result
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 development`, `2 developments`; `many` where adding an s is wrong (match, matches)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def print_json(value: Any) -> None:
     # Plain stdout (no rich): `--json` output must be exactly one JSON document.
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
@@ -199,8 +205,9 @@ def check() -> None:
     enabled = sum(1 for f in config.feeds if f.enabled)
     out.print(f"{config.path}: OK")
     out.print(
-        f"  {len(config.feeds)} feeds ({enabled} enabled), {len(config.topics)} topics, "
-        f"{len(config.channels)} channels; database {config.database}"
+        f"  {plural(len(config.feeds), 'feed')} ({enabled} enabled), "
+        f"{plural(len(config.topics), 'topic')}, {plural(len(config.channels), 'channel')}; "
+        f"database {config.database}"
     )
     for name, channel in config.channels.items():
         out.print(f"  channel {name}: {config.mask(channel.url)} ({channel.mode})", markup=False)
@@ -251,47 +258,91 @@ def run(
 def healthcheck(
     max_age: Annotated[str, typer.Option(help="Oldest acceptable heartbeat.")] = "90s",
 ) -> None:
-    """Exit 0 when the daemon's heartbeat is fresh (for container healthchecks), else 1."""
-    from monitor.daemon import last_heartbeat
-    from monitor.ops import daemon_stopped, read_daemon_state
+    """Exit 0 when the daemon runs and its heartbeat is fresh (for container healthchecks), else 1."""
+    from monitor.ops import daemon_liveness, lock_file
 
     config = get_config()
-    beat = last_heartbeat(config.heartbeat)
     limit = since_option(max_age) or timedelta(seconds=90)
-    if beat is None:
+    live = daemon_liveness(config, SystemClock().now(), fresh=limit)
+    if live.age is None:
         fail(f"no heartbeat at {config.heartbeat}")
-    if (stopped := daemon_stopped(read_daemon_state(config), beat)) is not None:
-        fail(f"the daemon stopped at {utc_iso(stopped)}")
-    age = SystemClock().now() - beat
-    if age > limit:
-        fail(f"heartbeat is {age.total_seconds():.0f}s old (limit {limit.total_seconds():.0f}s)")
-    out.print(f"ok: heartbeat {age.total_seconds():.0f}s old")
+    age = live.age.total_seconds()
+    if live.stopped is not None:
+        fail(f"the daemon stopped at {utc_iso(live.stopped)}")
+    if live.crashed:
+        fail(
+            f"the daemon is not running: it stopped without a clean shutdown (nothing holds "
+            f"{lock_file(config)}; last heartbeat {age:.0f}s ago)"
+        )
+    if not live.running:
+        fail(f"heartbeat is {age:.0f}s old (limit {limit.total_seconds():.0f}s)")
+    out.print(f"ok: heartbeat {age:.0f}s old")
 
 
 @app.command()
-def feeds() -> None:
+def feeds(
+    as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
+) -> None:
     """A table of feeds: status, last fetch, next fetch, items, last error (or warning)."""
+    from monitor.ops import daemon_liveness
+
     config = get_config()
     with open_store(config, create=True) as store:
         rows = {row["name"]: row for row in store.feed_overview()}
-    table = Table(title=f"{len(config.feeds)} feeds")
+    found = [feed_json(config, feed.name, rows.get(feed.name, {})) for feed in config.feeds]
+    if as_json:
+        print_json(found)
+        return
+    now = SystemClock().now()
+    running = daemon_liveness(config, now).running
+    table = Table(title=plural(len(found), "feed"))
     for column in ("feed", "status", "last fetch", "next fetch", "items", "last error / warning"):
         table.add_column(column, overflow="fold")
-    for feed in config.feeds:
-        row = rows.get(feed.name, {})
-        status = "disabled" if not feed.enabled else (row.get("status") or "new")
-        error = row.get("last_error") if status in ("error", "gone") else ""
-        if not error and row.get("last_warning"):
-            error = f"warning: {row['last_warning']}"  # read, but not cleanly
+    for feed in found:
         table.add_row(
-            feed.name,
-            _status_style(status),
-            _ago(row.get("last_fetch")),
-            _ago(row.get("next_fetch")) if feed.enabled and status != "gone" else "-",
-            str(row.get("items", 0)),
-            config.mask(error or ""),
+            feed["name"],
+            _status_style(feed["status"]),
+            _ago(feed["last_fetch"]),
+            _next_fetch(feed, now, daemon_running=running),
+            str(feed["items"]),
+            feed["error"] or (f"warning: {feed['warning']}" if feed["warning"] else ""),
         )
     out.print(table)
+
+
+def feed_json(config: Config, name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """One configured feed as `monitor feeds` shows it (`row`: its stored state, {} if none)."""
+    feed = config.feed(name)
+    assert feed is not None
+    status = "disabled" if not feed.enabled else (row.get("status") or "new")
+    polled = status not in ("disabled", "gone")  # the others are never fetched again as they are
+    error = row.get("last_error") if status in ("error", "gone") else None
+    warning = row.get("last_warning")  # read, but not cleanly
+    return {
+        "name": name,
+        "url": config.mask(feed.url),
+        "enabled": feed.enabled,
+        "status": status,
+        "last_fetch": row.get("last_fetch"),
+        "last_success": row.get("last_success"),
+        "next_fetch": row.get("next_fetch") if polled else None,
+        "items": int(row.get("items") or 0),
+        "error_count": int(row.get("error_count") or 0),
+        "failing_since": row.get("failing_since"),
+        "error": config.mask(error) if error else None,
+        "warning": config.mask(warning) if warning else None,
+    }
+
+
+def _next_fetch(feed: dict[str, Any], now: datetime, *, daemon_running: bool) -> str:
+    """When the feed is polled next. A past (or never set) time is not "5m ago": the feed is
+    due, and a stopped daemon polls it when it starts."""
+    if feed["status"] in ("disabled", "gone"):
+        return "-"
+    when = parse_iso(feed["next_fetch"])
+    if when is None or (when - now).total_seconds() < 1:
+        return "due" if daemon_running else "at next start"
+    return _ago(feed["next_fetch"])
 
 
 def _status_style(status: str) -> str:
@@ -333,7 +384,7 @@ def items(
     if as_json:
         print_json([item_json(row) for row in rows])
         return
-    table = Table(title=f"{len(rows)} recent items")
+    table = Table(title=plural(len(rows), "recent item"))
     for column in ("id", "fetched", "feed", "title", "lang", "text", "topics"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -385,7 +436,7 @@ def import_opml(
     added = add_feeds_to_config(config.path, found.feeds)
     known = len(found.feeds) - len(added)
     out.print(
-        f"{len(found.feeds) + len(found.skipped)} feeds in {file}; added {len(added)} to "
+        f"{plural(len(found.feeds) + len(found.skipped), 'feed')} in {file}; added {len(added)} to "
         f"{config.path}" + (f"; {known} already there" if known else ""),
         markup=False,
     )
@@ -418,7 +469,7 @@ def export_opml(
         file.write_bytes(document)
     except OSError as exc:
         fail(f"cannot write {file}: {exc}")
-    err.print(f"wrote {len(config.feeds)} feeds to {file}", markup=False)
+    err.print(f"wrote {plural(len(config.feeds), 'feed')} to {file}", markup=False)
 
 
 def iso(value: Any) -> str | None:
@@ -456,6 +507,8 @@ def alerts(
     with open_store(config, create=True) as store:
         rows = outbox.list_rows(store.conn, status=status, channel=channel, limit=limit)
         totals = outbox.counts(store.conn)
+        if channel is not None and not rows and channel not in config.channels:
+            check_channel(store.conn, config, channel)
     if as_json:
         print_json([{**row.as_json(), "last_error": config.mask(row.last_error or "") or None}
                     for row in rows])  # fmt: skip
@@ -464,7 +517,7 @@ def alerts(
     if not rows:
         out.print(f"no alerts to show (outbox: {summary})")
         return
-    table = Table(title=f"{len(rows)} alerts shown (outbox: {summary})")
+    table = Table(title=f"{plural(len(rows), 'alert')} shown (outbox: {summary})")
     for column in ("id", "created", "channel", "kind", "status", "tries", "next / sent", "topics",
                    "title", "last error"):  # fmt: skip
         table.add_column(column, overflow="fold")
@@ -485,6 +538,18 @@ def alerts(
     out.print(table)
 
 
+def check_channel(conn: sqlite3.Connection, config: Config, channel: str) -> None:
+    """A misspelt --channel is an error, not "no alerts"; a channel removed from the config
+    whose alerts are still stored stays listable."""
+    stored = [row[0] for row in conn.execute("SELECT DISTINCT channel FROM outbox ORDER BY 1")]
+    if channel in stored:
+        return
+    known = ", ".join(config.channels) or "none configured"
+    gone = [name for name in stored if name not in config.channels]
+    extra = f"; no longer configured but in the outbox: {', '.join(gone)}" if gone else ""
+    fail(f"no channel named {channel!r} (channels: {known}{extra})", EXIT_CONFIG)
+
+
 def _alert_status_style(status: str) -> str:
     colour = {"sent": "green", "failed": "red", "sending": "yellow"}.get(status)
     return f"[{colour}]{status}[/{colour}]" if colour else status
@@ -503,7 +568,7 @@ def alerts_retry(
     with open_store(config, create=True) as store:
         found = outbox.statuses(store.conn, ids) if ids else {}
         count = outbox.retry_failed(store.conn, SystemClock().now(), ids or None)
-    out.print(f"{count} failed alert{'s' if count != 1 else ''} queued again")
+    out.print(f"{plural(count, 'failed alert')} queued again")
     for alert_id in ids or ():
         status = found.get(alert_id)
         if status is None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from monitor.cli import app, get_config, open_store, out, print_json, since_option
+from monitor.cli import app, get_config, open_store, out, plural, print_json, since_option
 from monitor.cli_topics import find_topic
 from monitor.clock import SystemClock, utc_iso
 
@@ -90,7 +90,7 @@ def developments(
     if as_json:
         print_json(found)
         return
-    out.print(f"[bold]{len(found)} developments[/bold]")
+    out.print(f"[bold]{plural(len(found), 'development')}[/bold]")
     for dev in found:
         merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
         if dev["split_from"]:

@@ -18,6 +18,7 @@ from monitor.cli import (
     get_config,
     open_store,
     out,
+    plural,
     print_json,
     setup_logging,
 )
@@ -125,7 +126,7 @@ def backup_command(
         except BackupError as exc:
             fail(str(exc))
     out.print(
-        f"backed up {config.database} to {report.destination}: {report.items} items, "
+        f"backed up {config.database} to {report.destination}: {plural(report.items, 'item')}, "
         f"{human_size(report.size)}",
         markup=False,
     )
@@ -156,7 +157,8 @@ def vacuum_command(
         out.print("retention: no limit set (retention.drop_text_after); all text kept")
     else:
         out.print(
-            f"retention: dropped the text of {report.dropped} items older than {report.retention}"
+            f"retention: dropped the text of {plural(report.dropped, 'item')} older than "
+            f"{report.retention}"
         )
     out.print(
         f"database: {human_size(report.size_before)} → {human_size(report.size_after)}",

@@ -18,6 +18,7 @@ from monitor.cli import (
     get_config,
     open_store,
     out,
+    plural,
     print_json,
     since_option,
 )
@@ -162,7 +163,7 @@ def search(
     if as_json:
         print_json([hit_json(h) for h in hits])
         return
-    print_hits(hits, f"{len(hits)} results for {query}")
+    print_hits(hits, f"{plural(len(hits), 'result')} for {query}")
 
 
 @topics_app.callback()
@@ -195,7 +196,7 @@ def topics_list(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{len(rows)} topics")
+    table = Table(title=plural(len(rows), "topic"))
     for column in ("topic", "query", "day", "week", "all", "notify"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -239,7 +240,10 @@ def topics_test(
     if as_json:
         print_json([hit_json(h) for h in hits])
         return
-    print_hits(hits, f"{len(hits)} stored items in the last {since} match {name or query}")
+    verb = "matches" if len(hits) == 1 else "match"
+    print_hits(
+        hits, f"{plural(len(hits), 'stored item')} in the last {since} {verb} {name or query}"
+    )
 
 
 @app.command()
@@ -262,14 +266,14 @@ def rematch(
     for result in results:
         developments = built.get(result.topic, 0)
         out.print(
-            f"{result.topic}: {result.matched} item{'' if result.matched == 1 else 's'} match"
-            f"{'es' if result.matched == 1 else ''} ({result.added} new), {developments} "
-            f"development{'' if developments == 1 else 's'}",
+            f"{result.topic}: {plural(result.matched, 'item')} match"
+            f"{'es' if result.matched == 1 else ''} ({result.added} new), "
+            f"{plural(developments, 'development')}",
             markup=False,
         )
         if result.kept:
             out.print(
-                f"  {result.kept} earlier match{'' if result.kept == 1 else 'es'} that the topic "
+                f"  {plural(result.kept, 'earlier match', 'earlier matches')} that the topic "
                 "as now written would not make stay in its history (and its developments)",
                 markup=False,
             )

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 from typing import Any
 
 from monitor import __version__
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_FRESH = timedelta(seconds=90)  # the daemon writes one every 15 s
 RETENTION_WATERMARK = "retention.text_dropped_before"
 RETENTION_BATCH = 500
+LOCK_PROBE_PAUSES = (0.01, 0.1)  # seconds between tries for the daemon lock (see _lock_exclusive)
 
 
 # --------------------------------------------------------------------------- one daemon per database
@@ -66,7 +68,7 @@ def daemon_lock(config: Config) -> Iterator[None]:
         raise DaemonLockError(f"cannot create the daemon lock {path}: {exc.strerror}") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_exclusive(fd)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
@@ -81,6 +83,46 @@ def daemon_lock(config: Config) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
+
+
+def _lock_exclusive(fd: int) -> None:
+    """Take the lock without waiting for a daemon; BlockingIOError while another holds it. A
+    `monitor status` or `healthcheck` probing the lock holds it for microseconds: a start that
+    meets such a probe tries again shortly rather than report a daemon that is not there."""
+    for pause in (*LOCK_PROBE_PAUSES, None):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if pause is None:
+                raise
+            _pause(pause)
+
+
+def _pause(seconds: float) -> None:
+    sleep(seconds)
+
+
+def daemon_lock_free(config: Config) -> bool | None:
+    """True when no process holds the database's daemon lock, so no daemon runs on it whatever
+    its heartbeat says (after a `kill -9`, say); False while one holds it; None when it cannot
+    tell. A non-blocking try for a shared lock, dropped at once: it never waits, and it cannot
+    take a running daemon's exclusive lock from it."""
+    try:
+        # Read-only and never created: a missing file may be a daemon that predates the lock
+        # (or a deleted file), so it proves nothing either way.
+        fd = os.open(lock_file(config), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks: the daemon runs unguarded there too
+        return None
+    finally:
+        os.close(fd)  # releases the probe's lock with the descriptor
+    return True
 
 
 # --------------------------------------------------------------------------- daemon state file
@@ -193,16 +235,51 @@ def feed_statuses(
     return dict(counts), failing
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """What the heartbeat, the state file and the daemon lock say of the daemon at one moment."""
+
+    age: timedelta | None  # of the last heartbeat; None: there is none
+    stopped: datetime | None  # when it stopped cleanly
+    unlocked: bool  # nobody holds the daemon lock: its process is gone (`kill -9`, a crash)
+    fresh: timedelta = HEARTBEAT_FRESH
+
+    @property
+    def running(self) -> bool:
+        beating = self.age is not None and self.age <= self.fresh
+        return beating and self.stopped is None and not self.unlocked
+
+    @property
+    def crashed(self) -> bool:
+        """It stopped without recording a clean stop."""
+        return self.age is not None and self.stopped is None and self.unlocked
+
+
+def daemon_liveness(
+    config: Config,
+    now: datetime,
+    state: dict[str, Any] | None = None,
+    fresh: timedelta = HEARTBEAT_FRESH,
+) -> Liveness:
+    from monitor.daemon import last_heartbeat
+
+    beat = last_heartbeat(config.heartbeat)
+    stopped = daemon_stopped(read_daemon_state(config) if state is None else state, beat)
+    return Liveness(
+        age=now - beat if beat is not None else None,
+        stopped=stopped,
+        unlocked=daemon_lock_free(config) is True,
+        fresh=fresh,
+    )
+
+
 def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Status:
     from monitor.alert import outbox
-    from monitor.daemon import last_heartbeat
 
     now = clock.now()
     state = read_daemon_state(config)
-    beat = last_heartbeat(config.heartbeat)
-    age = now - beat if beat is not None else None
-    stopped = daemon_stopped(state, beat)
-    running = age is not None and age <= HEARTBEAT_FRESH and stopped is None
+    live = daemon_liveness(config, now, state)
+    age, stopped, running = live.age, live.stopped, live.running
     started = parse_iso(state.get("started")) if running else None
     rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
     feeds, failing = feed_statuses(config, rows)
@@ -216,6 +293,11 @@ def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Sta
         notes.append(f"no heartbeat at {config.heartbeat}: the daemon has not run here")
     elif stopped is not None:
         notes.append(f"the daemon stopped {_span(now - stopped)} ago")
+    elif live.crashed:
+        notes.append(
+            "the daemon is not running (it stopped without a clean shutdown; "
+            f"last heartbeat {_span(age)} ago)"
+        )
     elif not running:
         notes.append(f"the daemon is not running (last heartbeat {_span(age)} ago)")
     return Status(

@@ -92,3 +92,32 @@ def test_alerts_test_reports_what_the_channel_answered(runner: CliRunner, tmp_pa
         assert "apprise" not in down.output.replace("apprise URL", "")
         unknown = runner.invoke(app, ["alerts", "test", "nope"])
         assert unknown.exit_code == 2 and "no channel named 'nope'" in unknown.output
+
+
+def test_alerts_for_an_unknown_channel_is_an_error_but_a_removed_one_still_lists(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, CONFIG.format(url="json://127.0.0.1:9/chat"))
+    store = open_store(config)
+    seed(store, "A", [story(1, "t")])  # one alert to chat
+    store.close()
+    unknown = runner.invoke(app, ["alerts", "--channel", "chta"])
+    assert unknown.exit_code == 2
+    assert "no channel named 'chta' (channels: chat, dead)" in unknown.output
+    quiet = runner.invoke(app, ["alerts", "--channel", "dead"])  # configured, nothing sent yet
+    assert quiet.exit_code == 0 and "no alerts to show" in quiet.stdout
+
+    # chat is taken out of the config; the alerts it was sent are still there to look at.
+    make_config(
+        tmp_path,
+        'database: m.db\nfeeds: [{name: A, url: "https://a.example/feed"}]\n'
+        'channels: {dead: "json://127.0.0.1:9/hook"}\ntopics: [{name: d, query: y}]\n',
+    )
+    kept = runner.invoke(app, ["alerts", "--channel", "chat", "--json"])
+    assert kept.exit_code == 0, kept.output
+    assert [r["channel"] for r in json.loads(kept.stdout)] == ["chat"]
+    none_failed = runner.invoke(app, ["alerts", "--channel", "chat", "--status", "failed"])
+    assert none_failed.exit_code == 0 and "no alerts to show" in none_failed.stdout
+    unknown = runner.invoke(app, ["alerts", "--channel", "chta"])
+    assert unknown.exit_code == 2
+    assert "(channels: dead; no longer configured but in the outbox: chat)" in unknown.output

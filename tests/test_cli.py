@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,13 @@ from typer.testing import CliRunner
 from monitor import __version__
 from monitor import cli as cli_module
 from monitor.cli import app, main, split_config_option
-from monitor.config import load_config
+from monitor.clock import SystemClock
+from monitor.config import Config, load_config
+from monitor.daemon import write_heartbeat
+from monitor.ops import daemon_lock
+from monitor.schedule import FeedStatus
+from monitor.store import FeedStateUpdate, Store
+from tests.alert_helpers import make_config, open_store, seed, story
 from tests.newsroom import Entry, Newsroom, Status
 
 
@@ -346,3 +354,127 @@ def test_a_misspelt_name_is_an_error_and_several_words_are_one_query(
     assert json.loads(capsys.readouterr().out) == []
     assert cli(["search", "kursk", "or", "troops", "--config", str(path)]) == 2  # checked whole
     assert "write OR for the operator" in capsys.readouterr().err
+
+
+FEEDS_STATES = """database: state/m.db
+heartbeat: state/heartbeat
+feeds:
+  - {name: Soon, url: "https://soon.example/feed"}
+  - {name: Late, url: "https://late.example/feed"}
+  - {name: Fresh, url: "https://fresh.example/feed"}
+  - {name: Bad, url: "https://bad.example/feed?key=${FEED_KEY}"}
+  - {name: Gone, url: "https://gone.example/feed"}
+  - {name: Off, url: "https://off.example/feed", enabled: false}
+"""
+
+
+def feed_states_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """Feeds in every state: next poll ahead, past due, never polled, failing, gone, disabled."""
+    monkeypatch.setenv("FEED_KEY", "s3cr3t-key")
+    config = load_config(write_config(tmp_path, FEEDS_STATES))
+    now = SystemClock().now()
+    store = Store.open(config.database)
+    store.sync_feeds([(f.name, f.url, "c1") for f in config.feeds])
+    ok = FeedStateUpdate(
+        FeedStatus.OK, now - timedelta(minutes=5), now + timedelta(minutes=10), 0, success=True
+    )
+    store.record_feed_state("Soon", ok)
+    store.record_feed_state(
+        "Late", replace(ok, next_fetch=now - timedelta(minutes=2), warning="not well-formed")
+    )
+    failing = replace(ok, status=FeedStatus.ERROR, error_count=2, success=False)
+    store.record_feed_state("Bad", replace(failing, error="HTTP 503 from ?key=s3cr3t-key"))
+    store.record_feed_state("Gone", replace(failing, status=FeedStatus.GONE, error="HTTP 410"))
+    store.close()
+    return config
+
+
+def feeds_table(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str, list[str]]:
+    assert cli(["feeds", "--config", str(config.path)]) == 0
+    rows = {}
+    for line in capsys.readouterr().out.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells and cells[0] and cells[0] != "feed":
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_feeds_json_has_what_the_table_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = feed_states_config(tmp_path, monkeypatch)
+    assert cli(["feeds", "--json", "--config", str(config.path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out  # secrets masked, in URLs and errors
+    found = {feed["name"]: feed for feed in json.loads(out)}
+    assert list(found) == ["Soon", "Late", "Fresh", "Bad", "Gone", "Off"]  # config order
+    soon = found["Soon"]
+    assert set(soon) == {
+        "name", "url", "enabled", "status", "last_fetch", "last_success", "next_fetch", "items",
+        "error_count", "failing_since", "error", "warning",
+    }  # fmt: skip
+    assert soon["url"] == "https://soon.example/feed" and soon["enabled"] is True
+    assert soon["status"] == "ok" and soon["items"] == 0 and soon["error"] is None
+    assert soon["last_fetch"].endswith("Z") and soon["next_fetch"].endswith("Z")
+    assert soon["last_success"] == soon["last_fetch"] and soon["failing_since"] is None
+    assert found["Late"]["warning"] == "not well-formed"
+    fresh = found["Fresh"]
+    assert (fresh["status"], fresh["last_fetch"], fresh["next_fetch"]) == ("new", None, None)
+    bad = found["Bad"]
+    assert bad["status"] == "error" and bad["error_count"] == 2
+    assert bad["error"] == "HTTP 503 from ?key=***" and bad["url"].endswith("?key=***")
+    assert bad["failing_since"] == bad["last_fetch"]
+    gone = found["Gone"]
+    assert gone["status"] == "gone" and gone["error"] == "HTTP 410" and gone["next_fetch"] is None
+    off = found["Off"]
+    assert (off["status"], off["enabled"], off["next_fetch"]) == ("disabled", False, None)
+
+
+def test_feeds_next_fetch_says_due_or_at_next_start_rather_than_a_past_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_module.out, "width", 300)  # table cells on one line each
+    config = feed_states_config(tmp_path, monkeypatch)
+    next_fetch = {name: cells[2] for name, cells in feeds_table(config, capsys).items()}
+    assert next_fetch == {  # the daemon is not running
+        "Soon": "in 10m",
+        "Late": "at next start",
+        "Fresh": "at next start",
+        "Bad": "in 10m",
+        "Gone": "-",
+        "Off": "-",
+    }
+    with daemon_lock(config):  # a daemon runs: it holds the lock and its heartbeat is fresh
+        write_heartbeat(config.heartbeat, SystemClock())
+        table = feeds_table(config, capsys)
+    assert {name: cells[2] for name, cells in table.items()} == {
+        **next_fetch,
+        "Late": "due",
+        "Fresh": "due",
+    }
+    assert table["Late"][4] == "warning: not well-formed"
+    assert table["Bad"][4] == "HTTP 503 from ?key=***"
+
+
+def test_counts_say_one_thing_or_several_things(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(
+        tmp_path,
+        "database: m.db\nfeeds: [{name: A, url: 'https://a.example/feed'}]\n"
+        "topics:\n  - {name: t, query: x}\n",
+    )
+    store = open_store(config)
+    seed(store, "A", [story(1, "t")])
+
+    def output(*args: str) -> str:
+        assert cli([*args, "--config", str(config.path)]) == 0
+        return capsys.readouterr().out
+
+    assert output("developments").startswith("1 development\n")
+    assert "1 feed (1 enabled), 1 topic, 0 channels" in output("check")
+    assert "1 recent item" in output("items") and "1 recent items" not in output("items")
+    assert "1 feed\n" in output("feeds")
+    seed(store, "A", [story(2, "t")])
+    store.close()
+    assert output("developments").startswith("2 developments\n")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor import ops
 from monitor.clock import FakeClock, SystemClock
 from monitor.config import Config, load_config, parse_address
 from monitor.daemon import Daemon, write_heartbeat
@@ -24,6 +28,8 @@ from monitor.ops import (
     DaemonLockError,
     DaemonRunning,
     daemon_lock,
+    daemon_lock_free,
+    lock_file,
     mark_daemon_stopped,
     read_daemon_state,
     read_watermark,
@@ -142,6 +148,92 @@ def test_status_and_healthcheck_say_at_once_that_the_daemon_stopped(
     assert cli(["status", "--json", "--config", str(config.path)]) == 0
     assert json.loads(capsys.readouterr().out)["running"] is True
     assert cli(["healthcheck", "--config", str(config.path)]) == 0
+
+
+# A stand-in for the daemon's process: it takes the daemon lock as `monitor run` does and holds it.
+LOCK_HOLDER = """
+import sys
+from monitor.config import load_config
+from monitor.ops import daemon_lock
+with daemon_lock(load_config(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_killed_daemon_is_not_running_though_its_heartbeat_is_fresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = status_config(tmp_path)
+    now = SystemClock().now()
+    write_heartbeat(config.heartbeat, FakeClock(now - timedelta(seconds=11)))
+    write_daemon_state(config, now - timedelta(hours=1), None)
+    # No lock file (a daemon from before the lock, or a deleted file): the heartbeat decides.
+    assert daemon_lock_free(config) is None and not lock_file(config).exists()
+    assert cli(["healthcheck", "--config", str(config.path)]) == 0
+    capsys.readouterr()
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(config.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        # Probing neither waits for the holder nor takes its lock away.
+        assert daemon_lock_free(config) is False
+        assert cli(["status", "--json", "--config", str(config.path)]) == 0
+        found = json.loads(capsys.readouterr().out)
+        assert found["running"] is True and found["notes"] == []
+        assert cli(["healthcheck", "--config", str(config.path)]) == 0
+        assert re.fullmatch(r"ok: heartbeat \d+s old\n", capsys.readouterr().out)
+        with pytest.raises(DaemonRunning, match=rf"\(pid {holder.pid}\)"), daemon_lock(config):
+            pass
+    finally:
+        holder.kill()  # kill -9: no clean stop is recorded
+        holder.wait(timeout=30)
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.stdout.close()
+
+    assert daemon_lock_free(config) is True
+    assert cli(["status", "--config", str(config.path)]) == 0
+    text = capsys.readouterr().out
+    assert "daemon: not running" in text and "running (pid" not in text
+    assert re.search(r"stopped without a clean shutdown; last heartbeat \d+s ago", text), text
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["running"] is False and found["pid"] is None and found["uptime_seconds"] is None
+    assert cli(["healthcheck", "--config", str(config.path)]) == 1
+    assert "the daemon is not running: it stopped without a clean shutdown" in (
+        capsys.readouterr().err.replace("\n", " ")
+    )
+    # The probe left the lock free: a daemon can start.
+    with daemon_lock(config):
+        assert daemon_lock_free(config) is False
+
+
+def test_a_daemon_starting_while_a_status_probes_its_lock_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = status_config(tmp_path)
+    with daemon_lock(config):
+        pass  # the lock file exists from now on
+    # A `monitor status` probe in flight holds a shared lock for an instant; it ends while the
+    # starting daemon pauses between its tries.
+    probe = os.open(lock_file(config), os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    pauses: list[float] = []
+
+    def probe_ends(seconds: float) -> None:
+        pauses.append(seconds)
+        os.close(probe)
+
+    monkeypatch.setattr(ops, "_pause", probe_ends)
+    with daemon_lock(config):
+        assert daemon_lock_free(config) is False
+    assert pauses == [ops.LOCK_PROBE_PAUSES[0]]
 
 
 def test_a_daemon_that_cannot_create_its_lock_says_so(tmp_path: Path) -> None:
