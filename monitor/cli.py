@@ -541,7 +541,9 @@ def alerts(
 def check_channel(conn: sqlite3.Connection, config: Config, channel: str) -> None:
     """A misspelt --channel is an error, not "no alerts"; a channel removed from the config
     whose alerts are still stored stays listable."""
-    stored = [row[0] for row in conn.execute("SELECT DISTINCT channel FROM outbox ORDER BY 1")]
+    from monitor.alert import outbox
+
+    stored = outbox.stored_channels(conn)
     if channel in stored:
         return
     known = ", ".join(config.channels) or "none configured"

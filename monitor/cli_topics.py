@@ -27,7 +27,7 @@ from monitor.config import Config, Topic, compiled_query
 from monitor.match import archive
 from monitor.match.percolate import TopicSpec
 from monitor.match.query import QueryError, compile_query
-from monitor.pipeline import development_windows, topic_terms
+from monitor.pipeline import configure_developments
 
 topics_app = typer.Typer(
     help="Watch topics: list them with their match counts, or try one on stored items.",
@@ -260,8 +260,7 @@ def rematch(
     now = SystemClock().now()
     with open_store(config, create=True) as store, store.transaction():
         results = archive.rematch(store.conn, specs, now=now)
-        store.development_windows = development_windows(config)
-        store.topic_terms = topic_terms(config)
+        configure_developments(store, config)
         built = store.rebuild_developments([s.name for s in specs], now)
     for result in results:
         developments = built.get(result.topic, 0)

@@ -300,6 +300,12 @@ def topic_terms(config: Config) -> dict[str, TopicTerms]:
     return found
 
 
+def configure_developments(store: Store, config: Config) -> None:
+    """Tell the store each topic's development window and query words (its clustering)."""
+    store.development_windows = development_windows(config)
+    store.topic_terms = topic_terms(config)
+
+
 def build_matcher(config: Config) -> Matcher:
     specs = [
         TopicSpec(t.name, compiled_query(t), tuple(t.languages) if t.languages else None)
@@ -350,8 +356,7 @@ class Pipeline:
         from monitor.alert.plan import AlertRouting
 
         self.writer.store.alert_routing = AlertRouting.from_config(config)
-        self.writer.store.development_windows = development_windows(config)
-        self.writer.store.topic_terms = topic_terms(config)
+        configure_developments(self.writer.store, config)
 
     async def deliver_alerts(self) -> None:
         """One delivery attempt for every due alert in the outbox (`monitor once`)."""

@@ -223,7 +223,9 @@ def test_running_daemon_applies_valid_edits_and_refuses_broken_ones(
     assert row["next_fetch"] == utc_iso(last + timedelta(minutes=30))
 
 
-def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path: Path) -> None:
+def _one_feed_daemon(newsroom: Newsroom, tmp_path: Path) -> tuple[Path, str, Events, Daemon]:
+    """A daemon (not started) on a config of feed A; its path, its head (the lines before
+    `feeds:`), and the events it reports."""
     newsroom.publish("/a.xml", 1)
     head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
     path = write_config(
@@ -231,6 +233,11 @@ def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path:
     )
     events = Events()
     daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
+    return path, head, events, daemon
+
+
+def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path: Path) -> None:
+    path, head, events, daemon = _one_feed_daemon(newsroom, tmp_path)
 
     async def scenario() -> None:
         async with running(daemon, events):
@@ -248,12 +255,8 @@ def test_sighup_rereads_the_config_without_a_watch(newsroom: Newsroom, tmp_path:
 def test_an_emptied_file_is_refused_and_a_pending_restart_is_reported_once(
     newsroom: Newsroom, tmp_path: Path
 ) -> None:
-    newsroom.publish("/a.xml", 1)
-    head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
+    path, head, events, daemon = _one_feed_daemon(newsroom, tmp_path)
     feeds = feeds_yaml({"A": newsroom.url("/a.xml")})
-    path = write_config(tmp_path / "config" / "monitor.yaml", head + feeds)
-    events = Events()
-    daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
 
     async def scenario() -> None:
         async with running(daemon, events):
@@ -278,13 +281,7 @@ def test_an_emptied_file_is_refused_and_a_pending_restart_is_reported_once(
 
 
 def test_a_reload_that_leaves_no_feed_warns(newsroom: Newsroom, tmp_path: Path) -> None:
-    newsroom.publish("/a.xml", 1)
-    head = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n"
-    path = write_config(
-        tmp_path / "config" / "monitor.yaml", head + feeds_yaml({"A": newsroom.url("/a.xml")})
-    )
-    events = Events()
-    daemon = Daemon(load_config(path), startup_spread=timedelta(0), on_reload=events.reload)
+    path, head, events, daemon = _one_feed_daemon(newsroom, tmp_path)
 
     async def scenario() -> None:
         async with running(daemon, events):

@@ -226,6 +226,11 @@ def enqueue_message(
 # --------------------------------------------------------------------------- claiming and marking
 
 
+def stored_channels(conn: sqlite3.Connection) -> list[str]:
+    """Every channel the outbox holds alerts for (sent or not), by name."""
+    return [row[0] for row in conn.execute("SELECT DISTINCT channel FROM outbox ORDER BY 1")]
+
+
 def channels_with_work(conn: sqlite3.Connection) -> list[str]:
     """Channels whose send queue has anything unsent."""
     cursor = conn.execute(
