@@ -11,20 +11,27 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Column, Table
+from rich.text import Text
 
 from monitor import __version__
 from monitor.clock import SystemClock, parse_iso, utc_iso
 from monitor.config import Config, ConfigError, load_config, parse_duration
 from monitor.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from monitor.alert.outbox import OutboxRow
 
 app = typer.Typer(
     name="monitor",
@@ -195,6 +202,58 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
+# --------------------------------------------------------------------------- narrow terminals
+# A table too wide for the terminal is folded by rich into slivers ("faile/d"); listings print a
+# compact layout instead, and long text is wrapped at word boundaries under a hanging indent.
+
+_UNBOUNDED = 10_000  # a width no table reaches: measures a table as it would like to be
+
+
+def table_fits(table: Table, console: Console = out) -> bool:
+    """Whether `table` fits the console with its no_wrap columns whole and no word folded.
+
+    Rich narrows the widest wrapping columns to one common width first, so that width must still
+    hold the longest word of every wrapping column.
+    """
+    wide = console.options.update_width(_UNBOUNDED)
+    spans = [_column_span(console, wide, c) for c in table.columns if not c.no_wrap]
+    word = max((span.minimum for span in spans), default=0)
+    natural = Measurement.get(console, wide, table).maximum
+    return natural - sum(max(0, span.maximum - word) for span in spans) <= console.width
+
+
+def _column_span(console: Console, options: ConsoleOptions, column: Column) -> Measurement:
+    """The longest word and the longest line among a column's header and cells."""
+    found = [Measurement.get(console, options, cell) for cell in (column.header, *column.cells)]
+    return Measurement(max(m.minimum for m in found), max(m.maximum for m in found))
+
+
+def print_fields(fields: Sequence[str], indent: int = 4, console: Console = out) -> None:
+    """Short fields (markup) two spaces apart on one line, broken only between fields: a
+    narrow terminal gets `created 3.0h ago` whole on the next line, not `created` / `3.0h ago`."""
+    line, gap = Text(), ""
+    for field in map(console.render_str, fields):
+        if gap and line.cell_len + len(gap) + field.cell_len > console.width:
+            console.print(line, soft_wrap=False, overflow="fold")
+            line, gap = Text(" " * indent), ""
+        line.append(gap)
+        line.append_text(field)
+        gap = "  "
+    # Not soft-wrapped: one field wider than the terminal (a long feed name) wraps at its spaces.
+    console.print(line, soft_wrap=False, overflow="fold")
+
+
+def print_hanging(lead: str, body: str | Text, console: Console = out) -> None:
+    """`lead`, then `body` (markup if a str) wrapped at word boundaries to the console's width
+    with its next lines starting under its first: the terminal would cut words anywhere (a word
+    longer than a whole line is still folded)."""
+    text = console.render_str(body) if isinstance(body, str) else body
+    width = max(console.width - cell_len(lead), 20)
+    for index, line in enumerate(text.wrap(console, width, overflow="fold")):
+        line.rstrip()  # the space a line was broken at
+        console.print(Text(lead if index == 0 else " " * cell_len(lead)) + line, soft_wrap=True)
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -295,19 +354,46 @@ def feeds(
         return
     now = SystemClock().now()
     running = daemon_liveness(config, now).running
+    cells = [_feed_cells(feed, now, daemon_running=running) for feed in found]
     table = Table(title=plural(len(found), "feed"))
-    for column in ("feed", "status", "last fetch", "next fetch", "items", "last error / warning"):
-        table.add_column(column, overflow="fold")
-    for feed in found:
-        table.add_row(
-            feed["name"],
-            _status_style(feed["status"]),
-            _ago(feed["last_fetch"]),
-            _next_fetch(feed, now, daemon_running=running),
-            str(feed["items"]),
-            feed["error"] or (f"warning: {feed['warning']}" if feed["warning"] else ""),
-        )
-    out.print(table)
+    for column in FEED_COLUMNS:
+        table.add_column(column, overflow="fold", no_wrap=column != "last error / warning")
+    for row in cells:
+        table.add_row(*row)
+    if table_fits(table):
+        out.print(table)
+        return
+    out.print(table.title, soft_wrap=False)
+    for feed, row in zip(found, cells, strict=True):
+        _print_feed_compact(feed, row)
+
+
+FEED_COLUMNS = ("feed", "status", "last fetch", "next fetch", "items", "last error / warning")
+
+
+def _feed_cells(feed: dict[str, Any], now: datetime, *, daemon_running: bool) -> list[str]:
+    """One feed's cells (rich markup) in FEED_COLUMNS order, for the table and the compact layout."""
+    return [
+        escape(feed["name"]),
+        _status_style(feed["status"]),
+        _ago(feed["last_fetch"]),
+        _next_fetch(feed, now, daemon_running=daemon_running),
+        str(feed["items"]),
+        escape(feed["error"] or (f"warning: {feed['warning']}" if feed["warning"] else "")),
+    ]
+
+
+def _print_feed_compact(feed: dict[str, Any], cells: list[str]) -> None:
+    """A feed for a narrow terminal: its short fields on one line, then its error or warning."""
+    name, status, last, following = cells[:4]
+    fields = [name, status, f"last fetch {last}" if feed["last_fetch"] else "never fetched"]
+    if following != "-":  # disabled and gone feeds are not fetched again
+        fields.append(f"next fetch {following}")
+    print_fields([*fields, plural(feed["items"], "item")])
+    if feed["error"]:
+        print_hanging("    error: ", escape(feed["error"]))
+    elif feed["warning"]:
+        print_hanging("    warning: ", escape(feed["warning"]))
 
 
 def feed_json(config: Config, name: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -386,18 +472,32 @@ def items(
         return
     table = Table(title=plural(len(rows), "recent item"))
     for column in ("id", "fetched", "feed", "title", "lang", "text", "topics"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column not in ("title", "topics"))
     for row in rows:
         table.add_row(
             str(row["id"]),
             _ago(row["fetched"]),
-            row["feed"] or "",
-            row["title"],
+            escape(row["feed"] or ""),
+            escape(row["title"]),
             row["language"] or "",
             f"{row['text_source']} {len(row['text'])}c",
-            ", ".join(row["topics"]),
+            escape(", ".join(row["topics"])),
         )
-    out.print(table)
+    if table_fits(table):
+        out.print(table)
+        return
+    out.print(table.title, soft_wrap=False)
+    for row in rows:
+        _print_item_compact(row)
+
+
+def _print_item_compact(row: dict[str, Any]) -> None:
+    """An item for a narrow terminal: its short fields on one line, then its title and topics."""
+    fields = [f"#{row['id']}", escape(row["feed"] or ""), f"fetched {_ago(row['fetched'])}"]
+    fields += [row["language"] or "", f"{row['text_source']} text {len(row['text'])}c"]
+    print_fields([field for field in fields if field])
+    topics = f"  [dim]({escape(', '.join(row['topics']))})[/dim]" if row["topics"] else ""
+    print_hanging("    ", escape(row["title"]) + topics)
 
 
 def item_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -517,25 +617,54 @@ def alerts(
     if not rows:
         out.print(f"no alerts to show (outbox: {summary})")
         return
-    table = Table(title=f"{plural(len(rows), 'alert')} shown (outbox: {summary})")
-    for column in ("id", "created", "channel", "kind", "status", "tries", "next / sent", "topics",
-                   "title", "last error"):  # fmt: skip
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        when = row.sent_at if row.status == "sent" else row.next_attempt_at
-        table.add_row(
-            str(row.id),
-            _ago(utc_iso(row.created_at)),
-            row.channel,
-            row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
-            _alert_status_style(row.status),
-            str(row.attempts),
-            "-" if row.status == "failed" else _ago(utc_iso(when)),
-            ", ".join(row.topics),
-            row.as_json()["title"],
-            config.mask(row.last_error or ""),
-        )
-    out.print(table)
+    heading = f"{plural(len(rows), 'alert')} shown (outbox: {summary})"
+    cells = [_alert_cells(config, row) for row in rows]
+    table = Table(title=heading)
+    for column in cells[0]:
+        table.add_column(column, overflow="fold", no_wrap=column not in ALERT_TEXT_COLUMNS)
+    for found in cells:
+        table.add_row(*found.values())
+    if table_fits(table):
+        out.print(table)
+        return
+    out.print(heading, soft_wrap=False)
+    for row, found in zip(rows, cells, strict=True):
+        _print_alert_compact(row, found)
+
+
+ALERT_TEXT_COLUMNS = ("topics", "title", "last error")  # wrap; the other columns never do
+
+
+def _alert_cells(config: Config, row: OutboxRow) -> dict[str, str]:
+    """One alert's cells (rich markup) by column, for the table and the compact layout alike."""
+    when = row.sent_at if row.status == "sent" else row.next_attempt_at
+    return {
+        "id": str(row.id),
+        "created": _ago(utc_iso(row.created_at)),
+        "channel": escape(row.channel),
+        "kind": row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
+        "status": _alert_status_style(row.status),
+        "tries": str(row.attempts),
+        "next / sent": "-" if row.status == "failed" else _ago(utc_iso(when)),
+        "topics": escape(", ".join(row.topics)),
+        "title": escape(row.as_json()["title"] or ""),
+        "last error": escape(config.mask(row.last_error or "")),
+    }
+
+
+def _print_alert_compact(row: OutboxRow, cells: dict[str, str]) -> None:
+    """An alert for a narrow terminal: its short fields on one line, then its title and topics,
+    then its error, each wrapped as text."""
+    fields = [f"#{row.id}", cells["status"], cells["channel"], cells["kind"]]
+    fields += [plural(row.attempts, "try", "tries"), f"created {cells['created']}"]
+    if row.status != "failed":
+        fields.append(f"{'sent' if row.status == 'sent' else 'next'} {cells['next / sent']}")
+    print_fields(fields)
+    topics = f"[dim]({cells['topics']})[/dim]" if cells["topics"] else ""
+    if about := "  ".join(part for part in (cells["title"], topics) if part):
+        print_hanging("    ", about)
+    if cells["last error"]:
+        print_hanging("    error: ", cells["last error"])
 
 
 def check_channel(conn: sqlite3.Connection, config: Config, channel: str) -> None:

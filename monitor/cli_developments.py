@@ -8,8 +8,18 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.style import Style
 
-from monitor.cli import app, get_config, open_store, out, plural, print_json, since_option
+from monitor.cli import (
+    app,
+    get_config,
+    open_store,
+    out,
+    plural,
+    print_hanging,
+    print_json,
+    since_option,
+)
 from monitor.cli_topics import find_topic
 from monitor.clock import SystemClock, utc_iso
 
@@ -92,15 +102,21 @@ def developments(
         return
     out.print(f"[bold]{plural(len(found), 'development')}[/bold]")
     for dev in found:
-        merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
-        if dev["split_from"]:
-            merged += f" [dim](split from #{dev['split_from']})[/dim]"
-        out.print(
-            f"#{dev['id']} [cyan]{escape(dev['topic'])}[/cyan] {escape(dev['title'])}{merged}"
-            f"  [dim]{dev['first_seen']} … {dev['last_seen']}[/dim]"
-        )
-        for item in dev["items"]:
-            out.print(
-                f"    {item['relation']:<9} {escape(item['title'])} "
-                f"[dim]({escape(item['feed'] or '')}) {escape(item['url'] or '')}[/dim]"
-            )
+        print_development(dev)
+
+
+def print_development(dev: dict[str, Any]) -> None:
+    """A development and its items, each wrapped at word boundaries under a hanging indent."""
+    merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
+    if dev["split_from"]:
+        merged += f" [dim](split from #{dev['split_from']})[/dim]"
+    print_hanging(
+        f"#{dev['id']} ",
+        f"[cyan]{escape(dev['topic'])}[/cyan] {escape(dev['title'])}{merged}"
+        f"  [dim]{dev['first_seen']} … {dev['last_seen']}[/dim]",
+    )
+    for item in dev["items"]:
+        line = out.render_str(f"{escape(item['title'])} [dim]({escape(item['feed'] or '')})[/dim]")
+        if item["url"]:  # a link even where a narrow terminal folds it
+            line.append(" ").append(item["url"], Style(dim=True, link=item["url"]))
+        print_hanging(f"    {item['relation']:<9} ", line)

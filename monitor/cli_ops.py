@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from monitor.cli import (
@@ -19,8 +20,11 @@ from monitor.cli import (
     open_store,
     out,
     plural,
+    print_fields,
+    print_hanging,
     print_json,
     setup_logging,
+    table_fits,
 )
 from monitor.clock import SystemClock, parse_iso
 from monitor.config import parse_address
@@ -96,12 +100,7 @@ def print_status(found: Status) -> None:
         f"{feeds['new']} not yet polled, {feeds['disabled']} disabled"
     )
     if found.failing:
-        table = Table(show_header=True, box=None, pad_edge=False)
-        for column in ("failing feed", "since", "last error"):
-            table.add_column(column, overflow="fold")
-        for feed in found.failing:
-            table.add_row(feed.name, feed.since or "-", feed.error)
-        out.print(table)
+        print_failing(found)
     out.print(f"items: {found.items_today} today, {found.items_total} in all")
     alerts = found.alerts
     out.print(
@@ -109,6 +108,21 @@ def print_status(found: Status) -> None:
         f"{alerts['sent']} sent"
     )
     out.print(f"database: {found.database} ({human_size(found.database_bytes)})", markup=False)
+
+
+def print_failing(found: Status) -> None:
+    """The failing feeds: a table, or where it does not fit, a feed a line and its error below."""
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("failing feed", "since", "last error"):
+        table.add_column(column, overflow="fold", no_wrap=column != "last error")
+    for feed in found.failing:
+        table.add_row(escape(feed.name), feed.since or "-", escape(feed.error))
+    if table_fits(table):
+        out.print(table)
+        return
+    for feed in found.failing:
+        print_fields([f"failing feed {escape(feed.name)}", f"since {feed.since or '-'}"])
+        print_hanging("    last error: ", escape(feed.error))
 
 
 @app.command("backup")

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from monitor.cli import (
     EXIT_CONFIG,
@@ -19,8 +21,11 @@ from monitor.cli import (
     open_store,
     out,
     plural,
+    print_fields,
+    print_hanging,
     print_json,
     since_option,
+    table_fits,
 )
 from monitor.clock import SystemClock, utc_iso
 from monitor.config import Config, Topic, compiled_query
@@ -79,17 +84,19 @@ def hit_json(hit: archive.SearchHit) -> dict[str, Any]:
 
 
 def print_hits(hits: list[archive.SearchHit], heading: str) -> None:
-    out.print(f"[bold]{escape(heading)}[/bold]")
+    """Each hit: its title line, link and snippet wrapped under its rank at any terminal width."""
+    out.print(f"[bold]{escape(heading)}[/bold]", soft_wrap=False)
     for rank, hit in enumerate(hits, start=1):
         when = utc_iso(hit.published or hit.fetched) or ""
-        out.print(
-            f"{rank:>3}. {rich_highlight(hit.title_highlighted)}  "
-            f"[dim]{escape(when)} {escape(hit.language or '')} #{hit.item_id}[/dim]"
+        print_hanging(
+            f"{rank:>3}. ",
+            f"{rich_highlight(hit.title_highlighted)}  "
+            f"[dim]{escape(when)} {escape(hit.language or '')} #{hit.item_id}[/dim]",
         )
         if hit.url:
-            out.print(f"     [blue]{escape(hit.url)}[/blue]")
+            print_hanging("     ", Text(hit.url, style=Style(color="blue", link=hit.url)))
         if hit.snippet:
-            out.print(f"     {rich_highlight(hit.snippet)}")
+            print_hanging("     ", rich_highlight(hit.snippet))
 
 
 def run_search(
@@ -198,9 +205,9 @@ def topics_list(
         return
     table = Table(title=plural(len(rows), "topic"))
     for column in ("topic", "query", "day", "week", "all", "notify"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column not in ("topic", "query"))
     for row in rows:
-        label = row["name"] + (
+        label = escape(row["name"]) + (
             f"\n[dim]{escape(row['description'])}[/dim]" if row["description"] else ""
         )
         table.add_row(
@@ -209,9 +216,26 @@ def topics_list(
             str(row["day"]),
             str(row["week"]),
             str(row["total"]),
-            ", ".join(row["notify"]) or "-",
+            escape(", ".join(row["notify"])) or "-",
         )
-    out.print(table)
+    if table_fits(table):
+        out.print(table)
+        return
+    out.print(table.title, soft_wrap=False)
+    for row in rows:
+        _print_topic_compact(row)
+
+
+def _print_topic_compact(row: dict[str, Any]) -> None:
+    """A topic for a narrow terminal: name and counts on one line, then its description and its
+    query as written and compiled, each wrapped as text."""
+    counts = [f"{row['day']} last day", f"{row['week']} last week", f"{row['total']} in all"]
+    notify = escape(", ".join(row["notify"])) or "-"
+    print_fields([escape(row["name"]), *counts, f"notify {notify}"])
+    if row["description"]:
+        print_hanging("    ", f"[dim]{escape(row['description'])}[/dim]")
+    print_hanging("    query: ", escape(row["query"]))
+    print_hanging("    compiled: ", f"[dim]{escape(row['compiled'])}[/dim]")
 
 
 @topics_app.command("test")

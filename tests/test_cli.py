@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor import __version__
-from monitor import cli as cli_module
 from monitor.cli import app, main, split_config_option
 from monitor.clock import SystemClock
 from monitor.config import Config, load_config
@@ -139,7 +138,7 @@ def test_a_feed_read_with_a_warning_says_so_until_it_reads_cleanly(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli_module.out, "width", 300)  # table cells on one line each
+    monkeypatch.setenv("COLUMNS", "300")  # table cells on one line each (read at each print)
     newsroom.add_raw("/bad.xml", BROKEN_RSS, "application/rss+xml")
     newsroom.add_feed("/ok.xml", [Entry(title="No page", link=newsroom.url("/gone"))])
     path = feeds_config(
@@ -433,7 +432,7 @@ def test_feeds_json_has_what_the_table_shows(
 def test_feeds_next_fetch_says_due_or_at_next_start_rather_than_a_past_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_module.out, "width", 300)  # table cells on one line each
+    monkeypatch.setenv("COLUMNS", "300")  # table cells on one line each (read at each print)
     config = feed_states_config(tmp_path, monkeypatch)
     next_fetch = {name: cells[2] for name, cells in feeds_table(config, capsys).items()}
     assert next_fetch == {  # the daemon is not running
