@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.cells import cell_len
@@ -27,7 +28,14 @@ from rich.text import Text
 
 from monitor import __version__
 from monitor.clock import SystemClock, parse_iso, utc_iso
-from monitor.config import Config, ConfigError, load_config, parse_duration
+from monitor.config import (
+    Config,
+    ConfigError,
+    Locations,
+    load_config,
+    parse_duration,
+    raw_locations,
+)
 from monitor.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -126,9 +134,51 @@ def get_config(*, deep: bool = False) -> Config:
     try:
         return load_config(STATE.config_path, deep=deep)
     except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(str(problem), soft_wrap=True, markup=False)
+        print_config_error(exc)
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def load_or_locate() -> tuple[Config | Locations, ConfigError | None]:
+    """The config; or, when it does not validate, where its daemon's files are (read from the raw
+    file, else the defaults) with the error: the daemon runs on while an edit is broken."""
+    try:
+        return load_config(STATE.config_path), None
+    except ConfigError as exc:
+        return raw_locations(STATE.config_path), exc
+
+
+def broken_config_warning(exc: ConfigError, where: Config | Locations) -> str:
+    """One line for stderr: the config does not validate, and which heartbeat is judged instead."""
+    default = isinstance(where, Locations) and not where.from_file
+    return (
+        f"warning: {where.path} does not validate ({plural(len(exc.problems), 'problem')}; "
+        f"`monitor check` lists them): judging the daemon by {'the default ' if default else ''}"
+        f"{where.heartbeat} and its lock"
+    )
+
+
+def print_config_error(exc: ConfigError) -> None:
+    """Every problem as file:line: key: message (already masked), then whether a daemon runs on."""
+    for problem in exc.problems:
+        err.print(str(problem), soft_wrap=True, markup=False)
+    note = running_daemon_note(raw_locations(STATE.config_path))
+    if note:
+        err.print(note, soft_wrap=True, markup=False)
+
+
+def running_daemon_note(where: Locations) -> str | None:
+    """One line when the daemon lock says a daemon runs on the file's database: a rejected edit
+    leaves it running on the config it had (the problems above might suggest it stopped)."""
+    from monitor.ops import daemon_lock_free, lock_holder
+
+    if daemon_lock_free(where) is not False:
+        return None
+    pid = lock_holder(where)
+    holder = f" (pid {pid})" if pid else ""
+    return (
+        f"the daemon running on {where.database}{holder} keeps its previous config "
+        "until this file validates"
+    )
 
 
 @contextmanager
@@ -320,7 +370,11 @@ def healthcheck(
     """Exit 0 when the daemon runs and its heartbeat is fresh (for container healthchecks), else 1."""
     from monitor.ops import daemon_liveness, lock_file
 
-    config = get_config()
+    # Judged even when the config does not validate: after a rejected edit the daemon runs on,
+    # and a typo must not mark a healthy container unhealthy.
+    config, broken = load_or_locate()
+    if broken is not None:
+        err.print(broken_config_warning(broken, config), soft_wrap=True, markup=False)
     limit = since_option(max_age) or timedelta(seconds=90)
     live = daemon_liveness(config, SystemClock().now(), fresh=limit)
     if live.age is None:
@@ -533,15 +587,17 @@ def import_opml(
         found = read_opml(file)
     except ValueError as exc:
         fail(str(exc))
-    added = add_feeds_to_config(config.path, found.feeds)
-    known = len(found.feeds) - len(added)
+    done = add_feeds_to_config(config.path, found.feeds)
+    known = f"; {len(done.known)} already there" if done.known else ""
     out.print(
-        f"{plural(len(found.feeds) + len(found.skipped), 'feed')} in {file}; added {len(added)} to "
-        f"{config.path}" + (f"; {known} already there" if known else ""),
+        f"{plural(len(found.feeds) + len(found.skipped), 'feed')} in {file}; added "
+        f"{len(done.added)} to {config.path}{known}",
         markup=False,
     )
-    for name in added:
+    for name in done.added:
         out.print(f"  + {name}", markup=False)
+    for outline in done.known:
+        out.print(f"  skipped (already configured): {outline}", markup=False)
     for outline in found.skipped:
         out.print(f"  skipped (not an http(s) feed URL): {outline}", markup=False)
     try:
@@ -590,7 +646,8 @@ ALERT_STATUSES = ("pending", "sending", "sent", "failed")
 def alerts(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help="Only alerts with this status: pending, sent or failed.")
+        str | None,
+        typer.Option(help=f"Only alerts with this status: {', '.join(ALERT_STATUSES)}."),
     ] = None,
     channel: Annotated[str | None, typer.Option(help="Only alerts to this channel.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many (newest first).")] = 50,
@@ -604,21 +661,23 @@ def alerts(
     from monitor.alert import outbox
 
     config = get_config()
+    now = SystemClock().now()
     with open_store(config, create=True) as store:
         rows = outbox.list_rows(store.conn, status=status, channel=channel, limit=limit)
         totals = outbox.counts(store.conn)
         if channel is not None and not rows and channel not in config.channels:
             check_channel(store.conn, config, channel)
+        digest_at = _digest_times(store.conn, config, rows, now)
     if as_json:
         print_json([{**row.as_json(), "last_error": config.mask(row.last_error or "") or None}
                     for row in rows])  # fmt: skip
         return
-    summary = ", ".join(f"{count} {name}" for name, count in totals.items())
+    summary = alert_totals(totals)
     if not rows:
         out.print(f"no alerts to show (outbox: {summary})")
         return
     heading = f"{plural(len(rows), 'alert')} shown (outbox: {summary})"
-    cells = [_alert_cells(config, row) for row in rows]
+    cells = [_alert_cells(config, row, digest_at, now) for row in rows]
     table = Table(title=heading)
     for column in cells[0]:
         table.add_column(column, overflow="fold", no_wrap=column not in ALERT_TEXT_COLUMNS)
@@ -635,9 +694,49 @@ def alerts(
 ALERT_TEXT_COLUMNS = ("topics", "title", "last error")  # wrap; the other columns never do
 
 
-def _alert_cells(config: Config, row: OutboxRow) -> dict[str, str]:
+def alert_totals(counts: dict[str, int]) -> str:
+    """The outbox in words (`outbox.counts`): messages by status; a digest channel's alerts
+    apart, since one digest message carries many of them."""
+    parts = [f"{counts['pending']} pending"]
+    if counts.get("sending"):
+        parts.append(f"{counts['sending']} sending")
+    if counts.get("waiting_for_digest"):
+        parts.append(f"{counts['waiting_for_digest']} waiting for digest")
+    parts.append(f"{counts['failed']} failed")
+    if in_digests := counts.get("delivered_in_digests", 0):
+        parts.append(
+            f"{plural(counts['sent'], 'message')} sent, "
+            f"{plural(in_digests, 'alert')} delivered in digests"
+        )
+    else:
+        parts.append(f"{counts['sent']} sent")
+    return ", ".join(parts)
+
+
+def _waits_for_digest(row: OutboxRow) -> bool:
+    """A digest channel's alert not yet collected into a digest message."""
+    return row.mode == "digest" and row.digest_id is None and row.status in ("pending", "sending")
+
+
+def _digest_times(
+    conn: sqlite3.Connection, config: Config, rows: Sequence[OutboxRow], now: datetime
+) -> dict[str, datetime]:
+    """When each digest channel that has alerts waiting among `rows` sends its next digest."""
+    from monitor.alert.digest import next_digest
+
+    found: dict[str, datetime] = {}
+    for name in sorted({row.channel for row in rows if _waits_for_digest(row)}):
+        channel = config.channels.get(name)
+        when = next_digest(conn, name, channel, now) if channel is not None else None
+        if when is not None:
+            found[name] = when
+    return found
+
+
+def _alert_cells(
+    config: Config, row: OutboxRow, digest_at: dict[str, datetime], now: datetime
+) -> dict[str, str]:
     """One alert's cells (rich markup) by column, for the table and the compact layout alike."""
-    when = row.sent_at if row.status == "sent" else row.next_attempt_at
     return {
         "id": str(row.id),
         "created": _ago(utc_iso(row.created_at)),
@@ -645,11 +744,46 @@ def _alert_cells(config: Config, row: OutboxRow) -> dict[str, str]:
         "kind": row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
         "status": _alert_status_style(row.status),
         "tries": str(row.attempts),
-        "next / sent": "-" if row.status == "failed" else _ago(utc_iso(when)),
+        "next / sent": _alert_when(config, row, digest_at, now),
         "topics": escape(", ".join(row.topics)),
         "title": escape(row.as_json()["title"] or ""),
         "last error": escape(config.mask(row.last_error or "")),
     }
+
+
+def _alert_when(
+    config: Config, row: OutboxRow, digest_at: dict[str, datetime], now: datetime
+) -> str:
+    """When it was sent, or goes next. A digest channel's alert goes with its digest: its own
+    next attempt time (long past) would read as overdue."""
+    if row.status == "failed":
+        return "-"
+    if row.status == "sent":
+        return _ago(utc_iso(row.sent_at))
+    if row.mode == "digest":
+        if row.digest_id is not None:
+            return f"in digest #{row.digest_id}"
+        when, channel = digest_at.get(row.channel), config.channels.get(row.channel)
+        if when is None or channel is None:
+            return "waits for digest"
+        return f"waits for digest {_digest_time(when, channel.timezone, now)}"
+    return "due" if row.next_attempt_at <= now else _ago(utc_iso(row.next_attempt_at))
+
+
+def _digest_time(when: datetime, zone: str, now: datetime) -> str:
+    """`at 20:55 CET` in the channel's time zone (`tomorrow at`, `on Tue at`, `on 2026-03-09
+    at` another day); `due now` when the time has come (the next dispatch sends it)."""
+    if when <= now:
+        return "due now"
+    local, today = when.astimezone(ZoneInfo(zone)), now.astimezone(ZoneInfo(zone)).date()
+    days = (local.date() - today).days
+    if days == 0:
+        day = ""
+    elif days == 1:
+        day = "tomorrow "
+    else:
+        day = f"on {local:%a} " if days < 7 else f"on {local:%Y-%m-%d} "
+    return f"{day}at {local:%H:%M} {local.tzname() or zone}"
 
 
 def _print_alert_compact(row: OutboxRow, cells: dict[str, str]) -> None:
@@ -657,8 +791,11 @@ def _print_alert_compact(row: OutboxRow, cells: dict[str, str]) -> None:
     then its error, each wrapped as text."""
     fields = [f"#{row.id}", cells["status"], cells["channel"], cells["kind"]]
     fields += [plural(row.attempts, "try", "tries"), f"created {cells['created']}"]
-    if row.status != "failed":
-        fields.append(f"{'sent' if row.status == 'sent' else 'next'} {cells['next / sent']}")
+    when = cells["next / sent"]
+    if row.status == "sent":
+        fields.append(f"sent {when}")
+    elif row.status != "failed":  # a digest's alert says itself what it waits for
+        fields.append(when if row.mode == "digest" else f"next {when}")
     print_fields(fields)
     topics = f"[dim]({cells['topics']})[/dim]" if cells["topics"] else ""
     if about := "  ".join(part for part in (cells["title"], topics) if part):

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.style import Style
 
 from monitor.cli import (
+    _ago,
     app,
     get_config,
     open_store,
@@ -22,6 +23,15 @@ from monitor.cli import (
 )
 from monitor.cli_topics import find_topic
 from monitor.clock import SystemClock, utc_iso
+
+
+def development_summary(dev: dict[str, Any], outlets: list[str]) -> str:
+    """`3 reports from 2 outlets · first seen 2.0h ago · last 10m ago` (one time when both
+    read the same): short words, so a narrow terminal wraps it between them."""
+    count = f"{plural(len(dev['items']), 'report')} from {plural(len(outlets), 'outlet')}"
+    first, last = _ago(dev["first_seen"]), _ago(dev["last_seen"])
+    seen = f"first seen {first}" + ("" if first == last else f" · last {last}")
+    return f"{count} · {seen}"
 
 
 def list_developments(
@@ -92,9 +102,12 @@ def developments(
     as_json: Annotated[bool, typer.Option("--json", help="One plain JSON array.")] = False,
 ) -> None:
     """News events per topic: the first report, later reports by other outlets, duplicates."""
+    from monitor.alert.digest import development_outlets  # the outlets "also reported by" names
+
     config = get_config()
     with open_store(config, create=True) as store:
         found = list_developments(store.conn, topic=topic, since=since_option(since))
+        outlets = {} if as_json else development_outlets(store.conn, [d["id"] for d in found])
     if topic is not None and not found:
         find_topic(config, topic)  # a misspelt name is an error, not "0 developments"
     if as_json:
@@ -102,10 +115,10 @@ def developments(
         return
     out.print(f"[bold]{plural(len(found), 'development')}[/bold]")
     for dev in found:
-        print_development(dev)
+        print_development(dev, outlets.get(str(dev["id"]), []))
 
 
-def print_development(dev: dict[str, Any]) -> None:
+def print_development(dev: dict[str, Any], outlets: list[str]) -> None:
     """A development and its items, each wrapped at word boundaries under a hanging indent."""
     merged = f" [dim](merged into #{dev['merged_into']})[/dim]" if dev["merged_into"] else ""
     if dev["split_from"]:
@@ -113,7 +126,7 @@ def print_development(dev: dict[str, Any]) -> None:
     print_hanging(
         f"#{dev['id']} ",
         f"[cyan]{escape(dev['topic'])}[/cyan] {escape(dev['title'])}{merged}"
-        f"  [dim]{dev['first_seen']} … {dev['last_seen']}[/dim]",
+        f"  [dim]{escape(development_summary(dev, outlets))}[/dim]",
     )
     for item in dev["items"]:
         line = out.render_str(f"{escape(item['title'])} [dim]({escape(item['feed'] or '')})[/dim]")

@@ -14,12 +14,17 @@ from rich.table import Table
 
 from monitor.cli import (
     EXIT_CONFIG,
+    EXIT_FATAL,
+    alert_totals,
     app,
+    err,
     fail,
     get_config,
+    load_or_locate,
     open_store,
     out,
     plural,
+    print_config_error,
     print_fields,
     print_hanging,
     print_json,
@@ -27,7 +32,7 @@ from monitor.cli import (
     table_fits,
 )
 from monitor.clock import SystemClock, parse_iso
-from monitor.config import parse_address
+from monitor.config import Config, Locations, parse_address
 from monitor.ops import (
     BackupError,
     DaemonLockError,
@@ -38,7 +43,7 @@ from monitor.ops import (
     human_span,
     vacuum,
 )
-from monitor.store import StoreError
+from monitor.store import Store, StoreError
 
 
 def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> None:
@@ -74,14 +79,35 @@ def run_daemon(http: str | None, time_scale: float, time_epoch: str | None) -> N
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One plain JSON object.")] = False,
 ) -> None:
-    """Is the daemon running, since when; feeds ok / failing; items today; alerts; database size."""
-    config = get_config()
-    with open_store(config, create=True) as store:
-        found = gather_status(config, store.conn, SystemClock())
+    """Is the daemon running, since when; feeds ok / failing; items today; alerts; database size.
+
+    With a config that does not validate: its problems, then the rest from the daemon's files
+    (a rejected edit leaves the daemon running), and exit 2 so that scripts notice."""
+    config, broken = load_or_locate()
+    if broken is not None:
+        err.print(f"[red]error:[/red] {escape(str(config.path))} does not validate:")
+        print_config_error(broken)
+    found = _status_of(config)
     if as_json:
-        print_json(found.as_json())
-        return
-    print_status(found)
+        problems = [str(p) for p in broken.problems] if broken else []
+        print_json({**found.as_json(), "config_problems": problems})
+    else:
+        print_status(found)
+    if broken is not None:
+        raise typer.Exit(EXIT_CONFIG)
+
+
+def _status_of(config: Config | Locations) -> Status:
+    # A config that failed may name a database by mistake (or not at all): open, never create.
+    create = isinstance(config, Config)
+    try:
+        store = Store.open(config.database, create=create)
+    except StoreError as exc:
+        fail(str(exc), EXIT_FATAL if create else EXIT_CONFIG)
+    try:
+        return gather_status(config, store.conn, SystemClock())
+    finally:
+        store.close()
 
 
 def print_status(found: Status) -> None:
@@ -95,18 +121,17 @@ def print_status(found: Status) -> None:
     for note in found.notes:
         out.print(f"  {note}", markup=False)
     feeds = found.feeds
-    out.print(
-        f"feeds: {feeds['ok']} ok, {feeds['failing']} failing, {feeds['gone']} gone, "
-        f"{feeds['new']} not yet polled, {feeds['disabled']} disabled"
-    )
+    if feeds is None:
+        out.print("feeds: not known while the config does not validate")
+    else:
+        out.print(
+            f"feeds: {feeds['ok']} ok, {feeds['failing']} failing, {feeds['gone']} gone, "
+            f"{feeds['new']} not yet polled, {feeds['disabled']} disabled"
+        )
     if found.failing:
         print_failing(found)
     out.print(f"items: {found.items_today} today, {found.items_total} in all")
-    alerts = found.alerts
-    out.print(
-        f"alerts: {alerts['pending'] + alerts['sending']} pending, {alerts['failed']} failed, "
-        f"{alerts['sent']} sent"
-    )
+    out.print(f"alerts: {alert_totals(found.alerts)}")
     out.print(f"database: {found.database} ({human_size(found.database_bytes)})", markup=False)
 
 

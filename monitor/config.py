@@ -10,8 +10,8 @@ import contextlib
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import UnionType
@@ -27,9 +27,11 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -201,17 +203,30 @@ class Channel(_Model):
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field check, not a model one: a bad `timezone:` beside it does not hide its problem
+        # (the cron syntax does not depend on the zone).
+        if value is None:
+            return value
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"bad cron schedule {value!r}: {exc}") from exc
+        # Refused like an unknown key: it would do nothing, and the likely wish is a digest.
+        if info.data.get("mode") == "immediate":
+            raise ValueError(
+                "only a digest channel has a schedule: add `mode: digest`, or remove it"
+            )
+        return value
+
     @model_validator(mode="after")
     def _digest_needs_schedule(self) -> Channel:
         if self.mode == "digest" and not self.schedule:
             raise ValueError("a digest channel needs a cron `schedule`, e.g. '0 8 * * *'")
-        if self.schedule:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(self.schedule, timezone=self.timezone)
-            except ValueError as exc:
-                raise ValueError(f"bad cron schedule {self.schedule!r}: {exc}") from exc
         return self
 
 
@@ -360,9 +375,19 @@ class Config:
 
     def mask(self, text: str) -> str:
         """Hide secrets (values taken from the environment, URL passwords) in text."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return mask_url_secrets(text)
+        return mask_secrets(text, self.secrets)
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Hide the given secrets, and the password of any URL, in text."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_url_secrets(text)
+
+
+def _secrets_worth_masking(found: Iterable[str]) -> frozenset[str]:
+    # Shorter values (a port, "1") would mask every occurrence of themselves in unrelated text.
+    return frozenset(s for s in found if len(s) >= 4)
 
 
 _URL_PASSWORD_RE = re.compile(
@@ -400,6 +425,55 @@ def load_config(path: str | os.PathLike[str] | None = None, *, deep: bool = Fals
     return parse_config(text, config_path, dict(os.environ), deep=deep)
 
 
+@dataclass(frozen=True)
+class Locations:
+    """Where the daemon's files are, as a config file names them, read without validating it:
+    while an edit is broken the daemon keeps running, and `healthcheck` and `status` still judge it.
+    Only these paths are read: nothing else of a config that failed is trusted or shown."""
+
+    path: Path
+    database: Path
+    heartbeat: Path
+    from_file: bool  # False: the file did not parse, these are the config model's defaults
+
+
+def raw_locations(path: str | os.PathLike[str] | None = None) -> Locations:
+    """`database` and `heartbeat` from the config file as YAML (with ${VAR} substituted), each
+    falling back to the default the config model uses when the file or the key does not do."""
+    config_path = resolve_config_path(path)
+    data = _raw_mapping(config_path)
+    base = config_path.parent
+    database, heartbeat = (_raw_path(data, key) for key in ("database", "heartbeat"))
+    return Locations(
+        config_path, (base / database).resolve(), (base / heartbeat).resolve(), data is not None
+    )
+
+
+def _raw_mapping(path: Path) -> dict[Any, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return data if isinstance(data, dict) else None
+
+
+def _raw_path(data: Mapping[Any, Any] | None, key: str) -> str:
+    default = ConfigModel.model_fields[key].default
+    value = (data or {}).get(key)
+    if not isinstance(value, str):
+        return str(default)
+    unset: list[ConfigProblem] = []
+    value = _substitute_env(value, (key,), dict(os.environ), set(), unset, {}, "")
+    return value if value.strip() and not unset else str(default)
+
+
 def parse_config(
     text: str, path: Path, environ: Mapping[str, str], *, deep: bool = False
 ) -> Config:
@@ -427,6 +501,10 @@ def parse_config(
             if not any(k == p.key.removesuffix(".url") or k.startswith(p.key) for k in flawed)
         )
     if problems:
+        # Masked as a valid config's output is: a problem may quote a value from the environment
+        # (a channel URL's token), and a config that failed has no `Config.mask` to do it later.
+        hidden = _secrets_worth_masking(secrets)
+        problems = [replace(p, message=mask_secrets(p.message, hidden)) for p in problems]
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
     assert model is not None
     base = path.parent
@@ -435,7 +513,7 @@ def parse_config(
         model=model,
         database=(base / model.database).resolve(),
         heartbeat=(base / model.heartbeat).resolve(),
-        secrets=frozenset(s for s in secrets if len(s) >= 4),
+        secrets=_secrets_worth_masking(secrets),
         lines=lines,
     )
 
@@ -473,6 +551,23 @@ _EMPTY_FILE = (
 )
 
 
+# PyYAML's words for the usual indentation slips, and what to look at (its own say nothing of it).
+_YAML_HINTS = (
+    (
+        "mapping values are not allowed here",
+        "check the indentation: is this line indented deeper than the key above it? "
+        "A value that holds ': ' needs quotes",
+    ),
+    ("expected <block end>", "check the indentation: this line does not line up with those above"),
+    ("did not find expected", "check the indentation: this line does not line up with those above"),
+    ("found character '\\t'", "indent with spaces: YAML does not allow tabs"),
+)
+
+
+def _yaml_hint(problem: str) -> str | None:
+    return next((hint for words, hint in _YAML_HINTS if words in problem), None)
+
+
 def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     loader = _Loader(text)
     try:
@@ -482,6 +577,8 @@ def _read_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         message = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        hint = _yaml_hint(exc.problem or "")
+        message += f" ({hint})" if hint else ""
         raise ConfigError([ConfigProblem(shown, line, "", f"YAML syntax: {message}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(shown, None, "", f"YAML: {exc}")]) from None
@@ -593,7 +690,7 @@ def _pydantic_problems(
         # Drop pydantic's internal loc parts (validator names such as 'function-before[...]'),
         # not the user's keys (a channel may be named 'desk[1]').
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _VALIDATOR_TAG.match(p)))
-        message = error["msg"].removeprefix("Value error, ")
+        message = _friendly_message(error, loc) or error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = _unknown_key_message(loc)
         elif error["type"] == "missing":
@@ -602,24 +699,79 @@ def _pydantic_problems(
 
 
 def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
-    known = _keys_at(ConfigModel, loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.75)
-    hint = f"did you mean {close[0]!r}?" if close else "check its spelling and indentation"
-    return f"unknown key ({hint})"
+    hint = did_you_mean(str(loc[-1]), _keys_at(ConfigModel, loc[:-1]))
+    return f"unknown key ({hint or 'check its spelling and indentation'})"
+
+
+def did_you_mean(word: str, choices: Iterable[Any]) -> str | None:
+    """The "did you mean 'x'?" for the choice closest to `word` (case aside); None if none is."""
+    by_lower = {str(choice).lower(): str(choice) for choice in sorted(choices, key=str)}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.75)
+    return f"did you mean {by_lower[close[0]]!r}?" if close else None
+
+
+def _friendly_message(error: ErrorDetails, loc: tuple[str | int, ...]) -> str | None:
+    """Plain words for pydantic's generic errors ("Input should be a valid list"), by error type
+    rather than by field; None: pydantic's (or the validator's) own message says it well."""
+    kind, value = error["type"], error.get("input")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "?")  # pydantic's own wording
+        return _choice_message(value, _literals_at(ConfigModel, loc) or [expected])
+    if kind == "list_type":
+        return _list_message(loc, value)
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false, not {_echo(value)}"
+    if kind in ("int_parsing", "int_type"):
+        return f"must be a whole number, not {_echo(value)}"
+    return None
+
+
+def _echo(value: Any) -> str:
+    """A value as the file wrote it, shortened (problems are masked before they are shown)."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _choice_message(value: Any, choices: Sequence[Any]) -> str:
+    message = f"{_echo(value)} is not one of {', '.join(map(str, choices))}"
+    hint = did_you_mean(str(value), choices) if isinstance(value, str) else None
+    return f"{message} ({hint})" if hint else message
+
+
+def _list_message(loc: tuple[str | int, ...], value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool) or "\n" in str(value):
+        return "must be a list: one `- item` a line, or `[a, b]`"
+    key = f"{loc[-1]}: " if loc and isinstance(loc[-1], str) else ""
+    return f"must be a list, e.g. `{key}[{value}]`"
+
+
+def _literals_at(annotation: Any, path: tuple[str | int, ...]) -> list[Any]:
+    """The values a `Literal[...]` at ``path`` allows (empty where the walk gets lost)."""
+    return [
+        choice
+        for option in _options_at(annotation, path)
+        if get_origin(option) is Literal
+        for choice in get_args(option)
+    ]
 
 
 def _keys_at(annotation: Any, path: tuple[str | int, ...]) -> set[str]:
     """The keys the config allows at ``path`` (a pydantic error's location), walking the models'
     annotations; empty where the walk gets lost (a union member pydantic named, say)."""
-    options = _unwrap(annotation)
-    for part in path:
-        options = [nxt for option in options for nxt in _step(option, part)]
     return {
         name
-        for option in options
+        for option in _options_at(annotation, path)
         if isinstance(option, type) and issubclass(option, BaseModel)
         for name in option.model_fields
     }
+
+
+def _options_at(annotation: Any, path: tuple[str | int, ...]) -> list[Any]:
+    """The plain types the models' annotations allow at ``path``."""
+    options = _unwrap(annotation)
+    for part in path:
+        options = [nxt for option in options for nxt in _step(option, part)]
+    return options
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -722,7 +874,7 @@ def _cross_checks(
     for index, topic in parts.topics:
         for j, channel in enumerate(topic.notify):
             if channels is not None and channel not in channels:
-                problem(("topics", index, "notify", j), f"no channel named {channel!r}")
+                problem(("topics", index, "notify", j), _no_channel(channel, channels))
         _check_topic_query(topic, ("topics", index), problem)
         _check_languages(topic, ("topics", index, "languages"), problem)
         _check_template(topic.template, base, ("topics", index, "template"), problem)
@@ -732,8 +884,13 @@ def _cross_checks(
     for j, channel in enumerate(parts.health_notify):
         # A raw entry that is not a name (`- desk-chat:` is a mapping) has its own problem.
         if isinstance(channel, str) and channels is not None and channel not in channels:
-            problem(("health", "notify", j), f"no channel named {channel!r}")
+            problem(("health", "notify", j), _no_channel(channel, channels))
     return problems
+
+
+def _no_channel(name: str, channels: set[str]) -> str:
+    hint = did_you_mean(name, channels)
+    return f"no channel named {name!r} ({hint})" if hint else f"no channel named {name!r}"
 
 
 def _channel_url_problems(

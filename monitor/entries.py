@@ -81,8 +81,6 @@ def build_entry(item: RawEntry, not_articles: frozenset[str] = frozenset()) -> F
         key = "guid:" + item.guid
     else:
         key = "hash:" + hashlib.sha1(_utf8(item.title + "\n" + summary)).hexdigest()
-    published = item.published.isoformat() if item.published else ""
-    digest = hashlib.sha256(_utf8(_SEP.join((item.title, summary, link or "", published))))
     return FeedEntry(
         key=key,
         url=url,
@@ -93,8 +91,22 @@ def build_entry(item: RawEntry, not_articles: frozenset[str] = frozenset()) -> F
         author=item.author,
         published=item.published,
         updated=item.updated,
-        entry_hash=digest.hexdigest(),
+        entry_hash=entry_hash(item.title, summary),
     )
+
+
+def entry_hash(title: str, summary: str) -> str:
+    """What makes a listed entry an update of its item: its title or its text changed.
+
+    Not its date or link: a feed that re-dates its entries on every poll, or adds a tracking
+    parameter to the link, has not changed the article (the key already follows the link).
+    40 hex digits: a hash of LEGACY_HASH_LENGTH was made the old way (see Store.known_entries).
+    """
+    return hashlib.blake2b(_utf8(_SEP.join((title, summary))), digest_size=20).hexdigest()
+
+
+# The length of the hashes stored before `entry_hash` (SHA-256 of title, text, link and date).
+LEGACY_HASH_LENGTH = 64
 
 
 def is_article_url(url: str, not_articles: frozenset[str] = frozenset()) -> bool:

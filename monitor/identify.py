@@ -10,7 +10,7 @@ from monitor.records import FeedEntry
 
 class Classified(NamedTuple):
     new: tuple[FeedEntry, ...]  # key never stored
-    updated: tuple[FeedEntry, ...]  # key stored with another entry_hash
+    updated: tuple[FeedEntry, ...]  # key stored with another entry_hash: title or text changed
     unchanged: tuple[FeedEntry, ...]  # key stored with this very entry_hash
 
 

@@ -26,6 +26,12 @@ class OpmlFeed:
 
 
 @dataclass(frozen=True)
+class OpmlAdded:
+    added: list[str]  # names of the feeds written to the config
+    known: list[str]  # outlines whose URL the config has already, as "name (url) as NAME"
+
+
+@dataclass(frozen=True)
 class OpmlRead:
     feeds: list[OpmlFeed]
     skipped: list[str]  # outlines with a feed URL that is not http(s), as "name (url)"
@@ -54,8 +60,9 @@ def read_opml(path: Path) -> OpmlRead:
     return OpmlRead(feeds, skipped)
 
 
-def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
-    """Append feeds whose URL is not configured yet; names made unique. Returns the names added.
+def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> OpmlAdded:
+    """Append feeds whose URL is not configured yet; names made unique. Returns the names added
+    and the outlines skipped as already there (each with the name the config gives its URL).
 
     The new entries are written as lines after the last entry of `feeds:`, indented like it, so
     the rest of the file stays byte for byte as the user wrote it (comments, quoting, line
@@ -66,15 +73,17 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
         text = handle.read()  # line endings as they are (a CRLF file stays CRLF)
     before = _plain(text)
     existing = (before or {}).get("feeds") or []
-    urls = {str(f.get("url")) for f in existing}
+    urls = {str(f.get("url")): str(f.get("name")) for f in existing}
     names = {str(f.get("name")) for f in existing}
     added: list[OpmlFeed] = []
+    known: list[str] = []
     for feed in feeds:
         if feed.url in urls:
+            known.append(f"{feed.name} ({feed.url}) as {urls[feed.url]}")
             continue
         name = _unique(feed.name, names)
         added.append(OpmlFeed(name, feed.url))
-        urls.add(feed.url)
+        urls[feed.url] = name
         names.add(name)
     if added:
         new_text = _inserted(text, added)
@@ -82,7 +91,7 @@ def add_feeds_to_config(config_path: Path, feeds: list[OpmlFeed]) -> list[str]:
             new_text = _round_trip(text, added)
         with config_path.open("w", encoding="utf-8", newline="") as handle:
             handle.write(new_text)
-    return [f.name for f in added]
+    return OpmlAdded([f.name for f in added], known)
 
 
 _TOP_KEY = re.compile(r"^[^\s#-][^:#]*:")

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from time import sleep
-from typing import Any
+from typing import Any, Protocol
 
 from monitor import __version__
 from monitor.clock import Clock, parse_iso, utc_iso
-from monitor.config import Config
+from monitor.config import Config, Locations
 from monitor.match import archive
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,28 @@ class DaemonRunning(DaemonLockError):
     """Another daemon holds the database's lock."""
 
 
-def lock_file(config: Config) -> Path:
+class DaemonFiles(Protocol):
+    """Where a daemon's files are: a `Config`, or the `Locations` read from a config file that
+    does not validate (the daemon runs on; `healthcheck` and `status` still judge it)."""
+
+    @property
+    def database(self) -> Path: ...
+
+    @property
+    def heartbeat(self) -> Path: ...
+
+
+def lock_file(config: DaemonFiles) -> Path:
     return config.database.with_name(config.database.name + ".daemon.lock")
+
+
+def lock_holder(config: DaemonFiles) -> int | None:
+    """The pid the daemon wrote into its lock file (None: none, or not a pid)."""
+    try:
+        text = lock_file(config).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 @contextlib.contextmanager
@@ -103,7 +123,7 @@ def _pause(seconds: float) -> None:
     sleep(seconds)
 
 
-def daemon_lock_free(config: Config) -> bool | None:
+def daemon_lock_free(config: DaemonFiles) -> bool | None:
     """True when no process holds the database's daemon lock, so no daemon runs on it whatever
     its heartbeat says (after a `kill -9`, say); False while one holds it; None when it cannot
     tell. A non-blocking try for a shared lock, dropped at once: it never waits, and it cannot
@@ -128,7 +148,7 @@ def daemon_lock_free(config: Config) -> bool | None:
 # --------------------------------------------------------------------------- daemon state file
 
 
-def state_file(config: Config) -> Path:
+def state_file(config: DaemonFiles) -> Path:
     return config.heartbeat.with_name("daemon.json")
 
 
@@ -167,7 +187,7 @@ def _write_state_file(config: Config, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def read_daemon_state(config: Config) -> dict[str, Any]:
+def read_daemon_state(config: DaemonFiles) -> dict[str, Any]:
     try:
         data = json.loads(state_file(config).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -202,7 +222,9 @@ class Status:
     uptime_seconds: float | None
     heartbeat_age_seconds: float | None
     http: str | None
-    feeds: dict[str, int]  # ok, failing, gone, new, disabled
+    # ok, failing, gone, new, disabled; None: the config does not validate, so which feeds are
+    # configured is not known
+    feeds: dict[str, int] | None
     failing: list[FailingFeed]
     items_total: int
     items_today: int
@@ -256,7 +278,7 @@ class Liveness:
 
 
 def daemon_liveness(
-    config: Config,
+    config: DaemonFiles,
     now: datetime,
     state: dict[str, Any] | None = None,
     fresh: timedelta = HEARTBEAT_FRESH,
@@ -273,7 +295,9 @@ def daemon_liveness(
     )
 
 
-def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Status:
+def gather_status(config: Config | Locations, conn: sqlite3.Connection, clock: Clock) -> Status:
+    """What `monitor status` shows; from a config that does not validate (`Locations`), all but
+    the feeds (the database keeps feeds since removed from the config: counting them would lie)."""
     from monitor.alert import outbox
 
     now = clock.now()
@@ -281,8 +305,11 @@ def gather_status(config: Config, conn: sqlite3.Connection, clock: Clock) -> Sta
     live = daemon_liveness(config, now, state)
     age, stopped, running = live.age, live.stopped, live.running
     started = parse_iso(state.get("started")) if running else None
-    rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
-    feeds, failing = feed_statuses(config, rows)
+    feeds: dict[str, int] | None = None
+    failing: list[FailingFeed] = []
+    if isinstance(config, Config):
+        rows = conn.execute("SELECT name, status, last_error, failing_since FROM feeds").fetchall()
+        feeds, failing = feed_statuses(config, rows)
     midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
     today = conn.execute(
         "SELECT count(*) FROM items WHERE fetched >= ?", (utc_iso(midnight),)

@@ -108,7 +108,10 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> RawFeed:
     if result.get("bozo") and exc is not None and not relabelled:
         warnings.append(explain_bozo(exc))
     feed = result.get("feed", {})
-    entries = [_raw_entry(entry, url) for entry in result.get("entries", [])]
+    found = result.get("entries", [])
+    entries = [_raw_entry(entry, url) for entry in found if _carries_something(entry)]
+    if len(entries) < len(found):
+        warnings.append(_empty_entries_warning(len(found) - len(entries)))
     title = _detail_text(feed.get("title_detail"), feed.get("title"))
     if not result.get("version") and not entries and not title:
         warnings.append("no RSS, Atom or JSON Feed content was found in the document")
@@ -145,6 +148,22 @@ def _first_significant_byte(body: bytes) -> bytes:
     if wide_encoding(body)[0]:
         return b"<"  # UTF-16/32: only XML is sent that way
     return body.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n\x0c")[:1]
+
+
+def _carries_something(entry: Any) -> bool:
+    """A title, a link, some content or an id. An entry with none of them (the half item a
+    truncated feed ends with) would be stored as a blank item nothing can ever recognise again."""
+    if any(str(entry.get(key) or "").strip() for key in ("title", "link", "id", "summary")):
+        return True
+    return any(str(part.get("value") or "").strip() for part in entry.get("content", [])) or any(
+        link.get("href") for link in entry.get("links", [])
+    )
+
+
+def _empty_entries_warning(count: int) -> str:
+    if count == 1:
+        return "1 entry has no title, link, content or id and was skipped"
+    return f"{count} entries have no title, link, content or id and were skipped"
 
 
 def _raw_entry(entry: Any, feed_url: str) -> RawEntry:

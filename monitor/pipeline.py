@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -51,6 +52,7 @@ from monitor.records import (
 )
 from monitor.schedule import FeedStatus, Skip, feed_config_hash, next_fetch_after, skip_reason
 from monitor.store import FeedState, FeedStateUpdate, Store
+from monitor.store.outlets import declared_site_name
 
 log = logging.getLogger("monitor.poll")
 UNCHANGED_GATHER = 0.01  # seconds an unchanged feed's state write waits for others to join it
@@ -65,7 +67,8 @@ class PollOutcome:
     status: str  # ok, unchanged, error, gone, skipped
     new: int = 0
     updated: int = 0
-    duration: float = 0.0
+    duration: float = 0.0  # seconds the feed's fetch took
+    articles_duration: float = 0.0  # seconds its new articles' pages took (fetched at once)
     error: str | None = None
     skipped: Skip | None = None
     used_url: str | None = None
@@ -536,6 +539,7 @@ class Pipeline:
         known = await self.writer.call(self.writer.store.known_entries, keys)
         new, updated, unchanged = classify_entries(parsed.entries, known)
         cap = self.config.fetch.max_articles_per_poll
+        started = time.perf_counter()
         fetched = [
             *await asyncio.gather(*(self._article(feed, e) for e in new[:cap])),
             # A feed that suddenly lists thousands of new entries must not hold every article
@@ -545,6 +549,7 @@ class Pipeline:
                 for e in new[cap:]
             ),
         ]
+        articles_duration = time.perf_counter() - started
         articles, matches, indexed = await asyncio.to_thread(
             detect_and_match, self.matcher, fetched
         )
@@ -569,6 +574,7 @@ class Pipeline:
             new=counts.new,
             updated=counts.updated,
             duration=result.duration,
+            articles_duration=articles_duration,
             used_url=used_url,
             warning=update.warning,
         )
@@ -634,7 +640,8 @@ class Pipeline:
             text_source="page",
             author=entry.author or extracted.author,
             published=entry.published or extracted.published,
-            site_name=extracted.site_name,
+            # Not the host extraction falls back to: the outlet is then the feed's name.
+            site_name=declared_site_name(extracted.site_name, page.final_url),
             language=None,
             page_url=page.final_url,
         )
@@ -698,6 +705,8 @@ def _log_poll(outcome: PollOutcome) -> None:
         "updated": outcome.updated,
         "duration": f"{outcome.duration:.3f}s",
     }
+    if outcome.new:  # the feed's fetch is not the poll's time when article pages were fetched
+        fields["articles"] = f"{outcome.articles_duration:.3f}s"
     if outcome.error:
         fields["error"] = outcome.error
     if outcome.warning:

@@ -73,6 +73,39 @@ def test_check_ok_and_error_exit_codes(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{bad}:4: feeds[0].colour: unknown key" in errors
 
 
+def test_check_says_what_to_write_for_the_usual_slips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_config(
+        tmp_path,
+        """channels:
+  desk: "json://127.0.0.1:9/hook"
+  mail: {url: "json://127.0.0.1:9/mail", mode: digset}
+  morning: {url: "json://127.0.0.1:9/m", schedule: "0 8 * * *"}
+topics:
+  - {name: t, query: x, notify: [dsek]}
+  - {name: u, query: y, notify: desk}
+""",
+    )
+    assert cli(["check", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{bad}:3: channels.mail.mode: 'digset' is not one of immediate, digest "
+        "(did you mean 'digest'?)",
+        f"{bad}:4: channels.morning.schedule: only a digest channel has a schedule: add "
+        "`mode: digest`, or remove it",
+        f"{bad}:6: topics[0].notify[0]: no channel named 'dsek' (did you mean 'desk'?)",
+        f"{bad}:7: topics[1].notify: must be a list, e.g. `notify: [desk]`",
+    ]
+    indented = write_config(
+        tmp_path, "feeds:\n  - name: A\n    url: https://a.example/f\n      interval: 5m\n"
+    )
+    assert cli(["check", "--config", str(indented)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{indented}:4: YAML syntax: mapping values are not allowed here (check the indentation: "
+        "is this line indented deeper than the key above it? A value that holds ': ' needs quotes)"
+    ]
+
+
 def test_a_config_option_holds_for_its_own_invocation_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from monitor.config import (
     parse_config,
     parse_duration,
     parse_size,
+    raw_locations,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,3 +346,171 @@ def test_yaml_1_1_booleans_stay_strings() -> None:
 )
 def test_url_passwords_are_masked_and_ports_before_a_query_are_not(url: str, shown: str) -> None:
     assert mask_url_secrets(url) == shown
+
+
+# --------------------------------------------------------------------------- plain-word problems
+
+
+def test_a_misspelt_notify_channel_names_the_closest_channel() -> None:
+    text = """\
+channels:
+  desk: "json://127.0.0.1:9/hook"
+topics:
+  - {name: t, query: x, notify: [dsek, zzz]}
+health:
+  notify: [Desk]
+"""
+    found = problems(text)
+    assert (
+        "conf.yaml:4: topics[0].notify[0]: no channel named 'dsek' (did you mean 'desk'?)" in found
+    )
+    assert "conf.yaml:4: topics[0].notify[1]: no channel named 'zzz'" in found
+    assert "conf.yaml:6: health.notify[0]: no channel named 'Desk' (did you mean 'desk'?)" in found
+
+
+def test_pydantic_wording_for_choices_lists_and_scalars_is_replaced() -> None:
+    text = """\
+log_level: info
+workers: many
+channels:
+  mail: {url: "json://127.0.0.1:9/hook", mode: digset, format: txt}
+topics:
+  - name: t
+    query: x
+    notify: mail
+    languages: en, ru
+    alert_on_reports: sometimes
+feeds: {name: A}
+"""
+    found = problems(text)
+    assert (
+        "conf.yaml:1: log_level: 'info' is not one of DEBUG, INFO, WARNING, ERROR "
+        "(did you mean 'INFO'?)"
+    ) in found
+    assert "conf.yaml:2: workers: must be a whole number, not 'many'" in found
+    assert (
+        "conf.yaml:4: channels.mail.mode: 'digset' is not one of immediate, digest "
+        "(did you mean 'digest'?)"
+    ) in found
+    assert (
+        "conf.yaml:4: channels.mail.format: 'txt' is not one of text, markdown, html "
+        "(did you mean 'text'?)"
+    ) in found
+    assert "conf.yaml:8: topics[0].notify: must be a list, e.g. `notify: [mail]`" in found
+    assert "conf.yaml:9: topics[0].languages: must be a list, e.g. `languages: [en, ru]`" in found
+    assert (
+        "conf.yaml:10: topics[0].alert_on_reports: must be true or false, not 'sometimes'" in found
+    )
+    assert "conf.yaml:11: feeds: must be a list: one `- item` a line, or `[a, b]`" in found
+    assert not any("Input should" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "hint"),
+    [
+        # A key indented two spaces too deep: read as the value above going on, then ':'.
+        (
+            "feeds:\n  - name: A\n    url: https://a.example/feed\n      interval: 5m\n",
+            4,
+            "is this line indented deeper than the key above it?",
+        ),
+        ("defaults:\n  interval: 5m\n timeout: 3s\n", 3, "does not line up with those above"),
+        ("feeds:\n  - name: A\n    url: x\n   - name: B\n", 4, "does not line up"),
+        ("defaults:\n\tinterval: 5m\n", 2, "indent with spaces: YAML does not allow tabs"),
+    ],
+)
+def test_yaml_indentation_slips_keep_the_line_and_get_a_hint(
+    text: str, line: int, hint: str
+) -> None:
+    (found,) = problems(text)
+    assert found.startswith(f"conf.yaml:{line}: YAML syntax: ") and hint in found
+
+
+def test_other_yaml_syntax_errors_get_no_indentation_hint() -> None:
+    (found,) = problems("feeds:\n  - name: [unclosed\n")
+    assert "YAML syntax" in found and "indent" not in found
+
+
+def test_a_channel_reports_a_bad_timezone_and_a_bad_schedule_at_once() -> None:
+    text = """\
+channels:
+  d:
+    url: "json://127.0.0.1:9/hook"
+    mode: digest
+    timezone: Mars/Olympus
+    schedule: "99 8 * * *"
+"""
+    found = problems(text)
+    assert found[0] == "conf.yaml:5: channels.d.timezone: unknown timezone 'Mars/Olympus'"
+    assert found[1].startswith("conf.yaml:6: channels.d.schedule: bad cron schedule '99 8 * * *'")
+    assert len(found) == 2
+
+
+def test_a_schedule_on_an_immediate_channel_is_refused() -> None:
+    text = """\
+channels:
+  plain: {url: "json://127.0.0.1:9/a", schedule: "0 8 * * *"}
+  said: {url: "json://127.0.0.1:9/b", mode: immediate, schedule: "0 8 * * *"}
+  digest: {url: "json://127.0.0.1:9/c", mode: digest, schedule: "0 8 * * *"}
+  typo: {url: "json://127.0.0.1:9/d", mode: digset, schedule: "0 8 * * *"}
+"""
+    found = problems(text)
+    refused = "a schedule: add `mode: digest`, or remove it"
+    assert any(p.startswith("conf.yaml:2: channels.plain.schedule: only a digest") for p in found)
+    assert any(p.startswith("conf.yaml:3: channels.said.schedule:") and refused in p for p in found)
+    # A misspelt mode is its own problem, not a second one on the schedule.
+    assert [p for p in found if "channels.typo" in p] == [
+        "conf.yaml:5: channels.typo.mode: 'digset' is not one of immediate, digest "
+        "(did you mean 'digest'?)"
+    ]
+    assert len(found) == 3
+
+
+def test_problems_of_a_config_that_failed_are_masked() -> None:
+    text = """\
+channels:
+  chat:
+    url: "json://hook.example/${HOOK_TOKEN}"
+    retry_for: ${HOOK_TOKEN}
+log_level: "mailtos://bob:hunter2@mail.example.org"
+"""
+    found = problems(text, {"HOOK_TOKEN": "tok-7f3a9c"})
+    assert "conf.yaml:4: channels.chat.retry_for: '***' is not a duration" in found[0]
+    assert "bob:***@mail.example.org" in found[1]
+    assert not any("tok-7f3a9c" in p or "hunter2" in p for p in found)
+
+
+# --------------------------------------------------------------------------- raw locations
+
+
+def test_raw_locations_read_database_and_heartbeat_from_a_config_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_STATE", str(tmp_path / "elsewhere"))
+    path = write(tmp_path, "database: ${MONITOR_STATE}/m.db\nheartbeat: beat\nlog_level: loud\n")
+    found = raw_locations(path)
+    assert (found.database, found.heartbeat) == (
+        (tmp_path / "elsewhere" / "m.db").resolve(),
+        (tmp_path / "config" / "beat").resolve(),
+    )
+    assert found.from_file and found.path == path
+
+
+@pytest.mark.parametrize(
+    ("text", "from_file"),
+    [
+        ("feeds:\n  - name: [unclosed\n", False),  # does not parse
+        ("- a list\n", False),  # not a mapping
+        ("database: ${NOT_SET_ANYWHERE}/m.db\nheartbeat: {a: 1}\n", True),  # unusable values
+        ("feeds: []\n", True),  # not given
+    ],
+)
+def test_raw_locations_fall_back_to_the_models_defaults(
+    tmp_path: Path, text: str, from_file: bool
+) -> None:
+    path = write(tmp_path, text)
+    found = raw_locations(path)
+    assert found.database == (tmp_path / "state" / "monitor.db").resolve()
+    assert found.heartbeat == (tmp_path / "state" / "heartbeat").resolve()
+    assert found.from_file is from_file
+    assert raw_locations(tmp_path / "missing.yaml").from_file is False

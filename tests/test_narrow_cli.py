@@ -115,7 +115,7 @@ def test_alerts_at_80_columns_put_short_fields_first_then_title_then_error(
     config_path: Path,
 ) -> None:
     lines = render(config_path, ["alerts"], 80).splitlines()
-    assert re.match(r"7 alerts shown \(outbox: 5 pending, 0 sending, 0 sent, 2 failed\)", lines[0])
+    assert re.match(r"7 alerts shown \(outbox: 5 pending, 2 failed, 0 sent\)", lines[0])
     failed = next(i for i, line in enumerate(lines) if "  failed  dead  alert  1 try" in line)
     assert re.fullmatch(r"#\d+  failed  dead  alert  1 try  created 3\.0h ago", lines[failed])
     assert lines[failed + 1 : failed + 3] == [f"    {KURSK}", "    (russia-dprk-military)"]
@@ -154,7 +154,8 @@ def test_wide_terminals_keep_the_status_table_and_the_one_line_listings(
     assert re.match(r"failing feed +since +last error", status[3])
     assert re.match(rf"Reuters Europe +\S+Z +{re.escape(FEED_ERROR)}", status[4])
     developments = render(config_path, ["developments"], 250)
-    assert re.search(rf"#\d+ kursk {re.escape(SUDZHA)}  \S+Z … \S+Z\n", developments)
+    one = "1 report from 1 outlet · first seen 3.0h ago"  # one time: first and last are one
+    assert re.search(rf"#\d+ kursk {re.escape(SUDZHA)}  {one}\n", developments)
 
 
 @pytest.mark.parametrize("name", ["alerts", "feeds", "items", "topics"])

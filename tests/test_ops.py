@@ -214,6 +214,141 @@ def test_a_killed_daemon_is_not_running_though_its_heartbeat_is_fresh(
         assert daemon_lock_free(config) is False
 
 
+# An edit the running daemon rejects: a typo, and a secret from the environment in a value whose
+# problem quotes it.
+BROKEN_EDIT = """database: state/m.db
+heartbeat: state/heartbeat
+channels:
+  chat:
+    url: "json://hook.example/${HOOK_TOKEN}"
+    mode: digset
+    retry_for: ${HOOK_TOKEN}
+"""
+
+
+def _broken_running_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """A daemon's heartbeat and state as `monitor run` leaves them, then its config broken."""
+    monkeypatch.setenv("HOOK_TOKEN", "tok-7f3a9c")
+    config = status_config(tmp_path)
+    store = open_store(config)
+    seed(store, "Good", [story(n, "t") for n in range(2)], now=SystemClock().now())
+    store.close()
+    write_heartbeat(config.heartbeat, SystemClock())
+    write_daemon_state(config, SystemClock().now() - timedelta(hours=2), None)
+    write_config(config.path, BROKEN_EDIT)
+    return config
+
+
+def test_healthcheck_judges_the_daemon_while_its_config_is_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _broken_running_daemon(tmp_path, monkeypatch)
+    with daemon_lock(config):  # the daemon's process, alive
+        assert cli(["healthcheck", "--config", str(config.path)]) == 0
+        got = capsys.readouterr()
+        assert re.fullmatch(r"ok: heartbeat \d+s old\n", got.out)  # as with a valid config
+        (warning,) = got.err.splitlines()
+        assert warning == (
+            f"warning: {config.path} does not validate (2 problems; `monitor check` lists them): "
+            f"judging the daemon by {config.heartbeat} and its lock"
+        )
+    # The lock is free: the daemon is gone, and the broken config does not hide that.
+    assert cli(["healthcheck", "--config", str(config.path)]) == 1
+    assert "stopped without a clean shutdown" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_healthcheck_falls_back_to_the_default_locations_when_the_file_does_not_parse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "config" / "monitor.yaml", "feeds: []\n")
+    heartbeat = (tmp_path / "state" / "heartbeat").resolve()  # the config model's default
+    write_heartbeat(heartbeat, SystemClock())
+    write_config(path, "feeds:\n  - name: A\n    url: https://a.example/f\n      interval: 5m\n")
+    assert cli(["healthcheck", "--config", str(path)]) == 0
+    got = capsys.readouterr()
+    assert got.out.startswith("ok: heartbeat")
+    assert f"judging the daemon by the default {heartbeat} and its lock" in got.err
+    write_heartbeat(heartbeat, FakeClock(SystemClock().now() - timedelta(minutes=5)))
+    assert cli(["healthcheck", "--config", str(path)]) == 1
+    assert re.search(r"heartbeat is 30\ds old \(limit 90s\)", capsys.readouterr().err)
+
+
+def test_status_shows_the_config_problems_and_the_running_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _broken_running_daemon(tmp_path, monkeypatch)
+    with daemon_lock(config):
+        assert cli(["status", "--config", str(config.path)]) == 2
+        got = capsys.readouterr()
+        assert "daemon: running (pid" in got.out and "up 2.0h" in got.out
+        assert "feeds: not known while the config does not validate" in got.out
+        assert "items: 2 today, 2 in all" in got.out
+        assert f"database: {config.database}" in got.out
+        errors = got.err.splitlines()
+        assert errors[0] == f"error: {config.path} does not validate:"
+        assert errors[1] == f"{config.path}:6: channels.chat.mode: 'digset' is not one of " + (
+            "immediate, digest (did you mean 'digest'?)"
+        )
+        assert errors[2].startswith(f"{config.path}:7: channels.chat.retry_for: '***' is not")
+        assert errors[3] == (
+            f"the daemon running on {config.database} (pid {os.getpid()}) keeps its previous "
+            "config until this file validates"
+        )
+        assert "tok-7f3a9c" not in got.out + got.err
+
+        assert cli(["status", "--json", "--config", str(config.path)]) == 2
+        got = capsys.readouterr()
+        found = json.loads(got.out)
+        assert found["running"] is True and found["feeds"] is None and found["failing"] == []
+        assert found["items_total"] == 2
+        assert [p.split(": ")[1] for p in found["config_problems"]] == [
+            "channels.chat.mode",
+            "channels.chat.retry_for",
+        ]
+        assert "tok-7f3a9c" not in got.out + got.err
+    # A valid config: the same key, empty.
+    write_config(config.path, "database: state/m.db\nheartbeat: state/heartbeat\nfeeds: []\n")
+    assert cli(["status", "--json", "--config", str(config.path)]) == 0
+    assert json.loads(capsys.readouterr().out)["config_problems"] == []
+
+
+def test_status_of_a_broken_config_never_creates_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "config" / "monitor.yaml", "database: new.db\nlog_level: loud\n")
+    assert cli(["status", "--config", str(path)]) == 2
+    errors = capsys.readouterr().err
+    assert f"{path}:2: log_level: 'loud' is not one of" in errors
+    assert f"no database at {(tmp_path / 'config' / 'new.db').resolve()}" in errors
+    assert not (tmp_path / "config" / "new.db").exists()
+
+
+def test_other_commands_fail_on_a_broken_config_and_say_the_daemon_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _broken_running_daemon(tmp_path, monkeypatch)
+    note = f"the daemon running on {config.database} (pid {os.getpid()}) keeps its previous config"
+    with daemon_lock(config):
+        for command in (
+            ["feeds"],
+            ["items"],
+            ["alerts"],
+            ["developments"],
+            ["search", "x"],
+            ["check"],
+        ):
+            assert cli([*command, "--config", str(config.path)]) == 2, command
+            got = capsys.readouterr()
+            assert got.out == ""
+            errors = got.err.splitlines()
+            assert errors[0].startswith(f"{config.path}:6: channels.chat.mode:"), command
+            assert errors[-1].startswith(note), command
+            assert "tok-7f3a9c" not in got.err
+    # No daemon holds the lock: the problems alone.
+    assert cli(["feeds", "--config", str(config.path)]) == 2
+    assert "keeps its previous config" not in capsys.readouterr().err
+
+
 def test_a_daemon_starting_while_a_status_probes_its_lock_is_not_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -93,7 +93,7 @@ def test_rss2_entry_fields_are_filled() -> None:
     assert entry.published == when
     assert entry.published.tzinfo is not None
     assert entry.updated is None  # only pubDate: not silently copied into updated
-    assert len(entry.entry_hash) == 64
+    assert len(entry.entry_hash) == 40  # of title and text (monitor.entries.entry_hash)
 
 
 def test_rss1_rdf_feed() -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 from monitor.clock import parse_iso, utc_iso
 from monitor.config import Config, load_config, parse_config
 from monitor.daemon import Daemon
-from monitor.reload import WatchSettings, diff_configs, effective_config, format_duration
+from monitor.reload import (
+    WatchSettings,
+    diff_configs,
+    effective_config,
+    format_duration,
+    valid_again_message,
+)
 from monitor.store import Store
 from tests.alert_helpers import Received, Receiver
 from tests.daemon_helpers import Events, feeds_yaml, running, write_config
@@ -291,3 +297,53 @@ def test_a_reload_that_leaves_no_feed_warns(newsroom: Newsroom, tmp_path: Path) 
 
     asyncio.run(scenario())
     assert any("no enabled feed" in m for m in events.logs)
+
+
+def test_a_fixed_file_that_matches_the_running_config_is_acknowledged_once(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    newsroom.publish("/a.xml", 1)
+    good = "workers: 0\ndefaults: {interval: 1h, jitter: 0s}\n" + feeds_yaml(
+        {"A": newsroom.url("/a.xml")}
+    )
+    path = write_config(tmp_path / "config" / "monitor.yaml", good)
+    events = Events()
+    daemon = Daemon(
+        load_config(path), startup_spread=timedelta(0), watch=FAST_WATCH, on_reload=events.reload
+    )
+
+    def said() -> int:
+        return sum("config is valid again" in m for m in events.logs)
+
+    async def scenario() -> None:
+        async with running(daemon, events):
+            assert daemon.watcher is not None
+            await asyncio.wait_for(daemon.watcher.watching.wait(), 10)
+            write_config(path, good.replace("interval: 1h", "interval: often"))
+            await events.until(lambda: len(events.reloads) == 1)
+            assert events.reloads[0].problems
+            # Saved back as it runs: nothing to apply, and now that is said.
+            write_config(path, good)
+            await events.until(lambda: said() == 1)
+            # Further saves that change nothing (a comment) are the usual quiet case again.
+            write_config(path, good + "# a comment\n")
+            write_config(path, good.replace("interval: 1h", "interval: 2h"))
+            await events.until(lambda: len(events.reloads) == 2)
+            assert events.reloads[1].applied
+
+    asyncio.run(scenario())
+    assert said() == 1
+    (line,) = [m for m in events.logs if "config is valid again" in m]
+    assert line == "config is valid again (matches the running config); nothing to change"
+
+
+def test_the_valid_again_line_names_a_change_still_waiting_for_a_restart() -> None:
+    old = parsed("workers: 0\nfeeds: []\n")
+    diff = diff_configs(old, parsed("workers: 2\nfeeds: []\n"))
+    assert valid_again_message(diff) == (
+        "config is valid again (matches the running config; workers still waits for a "
+        "restart); nothing to change"
+    )
+    assert valid_again_message(diff_configs(old, old)) == (
+        "config is valid again (matches the running config); nothing to change"
+    )

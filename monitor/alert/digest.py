@@ -20,6 +20,7 @@ from monitor.alert import outbox
 from monitor.clock import parse_iso, utc_iso
 from monitor.config import Channel
 from monitor.sqlin import in_chunks
+from monitor.store.outlets import OUTLET_SQL
 
 
 def due_fire(schedule: str, zone: str, last: datetime, now: datetime) -> datetime | None:
@@ -28,6 +29,20 @@ def due_fire(schedule: str, zone: str, last: datetime, now: datetime) -> datetim
     # Timestamps are stored to the second: start a second later so `last` itself is not due again.
     fire = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
     return fire if fire is not None and fire <= now else None
+
+
+def next_digest(
+    conn: sqlite3.Connection, name: str, channel: Channel, now: datetime
+) -> datetime | None:
+    """When the channel's next digest is due: its schedule's first fire time after the last
+    digest (after now for a channel no dispatcher has looked at yet, as `build_digest` starts
+    it). A time already past is due: the next dispatch (or run) sends it."""
+    if not channel.schedule:
+        return None
+    last = parse_iso(outbox.state_get(conn, f"digest:{name}")) or now
+    trigger = CronTrigger.from_crontab(channel.schedule, timezone=channel.timezone)
+    fire: datetime | None = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
+    return fire
 
 
 def build_digest(
@@ -96,7 +111,7 @@ def development_outlets(conn: sqlite3.Connection, dev_ids: Sequence[int]) -> dic
     found: dict[str, list[str]] = {}
     for chunk, marks in in_chunks(dev_ids):
         rows = conn.execute(
-            f"""SELECT di.development_id, coalesce(i.site_name, f.name) AS outlet
+            f"""SELECT di.development_id, {OUTLET_SQL} AS outlet
                 FROM development_items di JOIN items i ON i.id = di.item_id
                 LEFT JOIN feeds f ON f.id = i.feed_id
                 WHERE di.development_id IN ({marks})

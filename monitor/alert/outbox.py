@@ -78,11 +78,14 @@ class OutboxRow:
             "sent_at": utc_iso(self.sent_at),
             "last_error": self.last_error,
             "digest_id": self.digest_id,
-            "title": _title_of(self.payload),
+            "title": _title_of(self.kind, self.payload),
         }
 
 
-def _title_of(payload: dict[str, Any]) -> str:
+def _title_of(kind: str, payload: dict[str, Any]) -> str:
+    if kind == "digest":  # its payload has no title of its own: say what it carries
+        count = len(payload.get("entries") or [])
+        return f"digest of {count} alert{'' if count == 1 else 's'}"
     item = payload.get("item")
     if isinstance(item, dict):
         return str(item.get("title") or "")
@@ -456,9 +459,20 @@ def list_rows(
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Messages by status (an immediate alert, a digest, a health notice: one message each),
+    and the alerts of digest channels apart: `waiting_for_digest` (not sent yet) and
+    `delivered_in_digests`. A digest's alerts are not messages: counted as such, one digest of
+    four alerts made five "sent". A failed digest's alerts are in its one failed message."""
     found = {status: 0 for status in STATUSES}
-    for status, count in conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"):
-        found[status] = count
+    found.update(waiting_for_digest=0, delivered_in_digests=0)
+    rows = conn.execute("SELECT mode, status, count(*) FROM outbox GROUP BY mode, status")
+    for mode, status, count in rows:
+        if mode != "digest":
+            found[status] = found.get(status, 0) + count
+        elif status in ("pending", "sending"):
+            found["waiting_for_digest"] += count
+        elif status == "sent":
+            found["delivered_in_digests"] += count
     return found
 
 

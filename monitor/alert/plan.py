@@ -37,7 +37,7 @@ class AlertCandidate:
     topic: str
     title: str
     url: str | None
-    outlet: str | None  # site name, else the feed's name
+    outlet: str | None  # the page's site name, else the feed's name (store/outlets.py)
     published: datetime | None
     first_seen: datetime
     terms: tuple[str, ...] = ()

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 
 from monitor.clock import parse_iso, utc_iso
+from monitor.entries import LEGACY_HASH_LENGTH, entry_hash
 from monitor.records import Article, Assignment, FeedEntry, FeedPoll, TopicMatch
 from monitor.schedule import FeedStatus, FeedTiming
 from monitor.sqlin import in_chunks
+from monitor.store.outlets import OUTLET_SQL, outlet_name
 from monitor.store.schema import migrate
 
 if TYPE_CHECKING:
@@ -222,13 +224,24 @@ class Store:
     # ----------------------------------------------------------------- items
 
     def known_entries(self, keys: Sequence[str]) -> dict[str, str]:
-        """Stored entry hash of each key that is already an item."""
+        """Stored entry hash of each key that is already an item.
+
+        A hash stored by an older version also covered the entry's date and link: a feed that
+        re-dates its entries would make every item "updated" once after the upgrade. Such an
+        item's hash is made anew from its stored title and text (read only for those items).
+        """
         found: dict[str, str] = {}
         for chunk, marks in in_chunks(keys):
             for row in self.conn.execute(
-                f"SELECT key, entry_hash FROM items WHERE key IN ({marks})", chunk
+                f"""SELECT key, entry_hash, CASE WHEN length(entry_hash) = {LEGACY_HASH_LENGTH}
+                    THEN title END AS title, CASE WHEN length(entry_hash) = {LEGACY_HASH_LENGTH}
+                    THEN summary END AS summary FROM items WHERE key IN ({marks})""",
+                chunk,
             ):
-                found[row["key"]] = row["entry_hash"] or ""
+                stored = row["entry_hash"] or ""
+                if row["title"] is not None:
+                    stored = entry_hash(row["title"], row["summary"])
+                found[row["key"]] = stored
         return found
 
     def record_poll(
@@ -465,7 +478,7 @@ class Store:
         candidates = []
         for topic, development_id in developments:
             row = self.conn.execute(
-                """SELECT i.id, i.title, i.url, coalesce(i.site_name, f.name) AS outlet,
+                f"""SELECT i.id, i.title, i.url, {OUTLET_SQL} AS outlet,
                           i.published, i.fetched, i.language, m.terms, m.snippet
                    FROM developments d JOIN items i ON i.id = d.first_item_id
                    LEFT JOIN feeds f ON f.id = i.feed_id
@@ -580,7 +593,7 @@ class Store:
                     topic=match.topic,
                     title=article.title,
                     url=article.entry.url,
-                    outlet=article.site_name or feed_name,
+                    outlet=outlet_name(article.site_name, feed_name, article.entry.url),
                     published=article.published,
                     first_seen=now,
                     terms=match.terms,
@@ -603,7 +616,7 @@ class Store:
         if row is None:
             return replace(candidate, revision=1, development_title=None, other_outlets=())
         outlets = self.conn.execute(
-            """SELECT DISTINCT coalesce(i.site_name, f.name) FROM development_items di
+            f"""SELECT DISTINCT {OUTLET_SQL} FROM development_items di
                JOIN items i ON i.id = di.item_id LEFT JOIN feeds f ON f.id = i.feed_id
                WHERE di.development_id = ? AND di.item_id != ? ORDER BY di.added_at""",
             (candidate.development_id, candidate.item_id),

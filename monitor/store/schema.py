@@ -220,6 +220,19 @@ def _v6_development_moves(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v7_declared_site_names(conn: sqlite3.Connection) -> None:
+    # Extraction stored a page's host as its site name when the page declared none, so alerts
+    # named hosts and "also reported by" merged different feeds of one host. `site_name` now
+    # holds only a declared name (the feed's configured name is taken when read: outlets.py).
+    from monitor.store.outlets import page_host
+
+    conn.create_function("monitor_page_host", 1, page_host, deterministic=True)
+    conn.execute(
+        """UPDATE items SET site_name = NULL
+           WHERE site_name IS NOT NULL AND site_name = monitor_page_host(page_url)"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
     _v2_archive_index,
@@ -227,6 +240,7 @@ MIGRATIONS: list[Migration] = [
     _v4_outbox,
     _v5_contentless_archive_index,
     _v6_development_moves,
+    _v7_declared_site_names,
 ]
 
 
