@@ -75,6 +75,7 @@ from monitor.cluster import (
     find_merges,
     regroup,
 )
+from monitor.cluster.contrast import local_vectors
 from monitor.cluster.decide import candidate_features
 from monitor.cluster.similarity import PairView, Weigher, member_pair_features
 
@@ -345,25 +346,43 @@ def fit(docs: Sequence[Doc], base: ClusterParams) -> ClusterParams:
     return replace(fitted, join_threshold_single=best[1], join_threshold=best[2])
 
 
-def pair_samples(docs: Sequence[Doc], stats: CorpusStats) -> list[tuple[tuple[float, ...], int]]:
+def pair_samples(
+    docs: Sequence[Doc], stats: CorpusStats, scoped: bool = True
+) -> list[tuple[tuple[float, ...], int]]:
     """Member-pair features of every pair within an ECB+ topic (where the look-alikes are) and
-    of two random pairs across topics per article, labelled same event or not."""
-    weigher = Weigher(stats)
-    weigher.prime_docs(d.feats for d in docs)
-    views = {d.index: PairView.of(d.feats, weigher) for d in docs}
+    of two random pairs across topics per article, labelled same event or not.
+
+    ``scoped``: ``regroup`` compares the members of a scope of nearby developments, weighing terms
+    also by an IDF over that scope (``cos_local``): each scope here is three ECB+ topics
+    (``sub_streams``). Not ``scoped``: all of ``docs`` at once, ``cos_local`` 0 (the plain model
+    of scopes under ``LOCAL_MIN_SCOPE`` articles).
+    """
     rng = random.Random(11)
     samples = []
-    ordered = sorted(docs, key=lambda d: d.index)
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            if a.topic == b.topic:
+    for part in sub_streams(docs) if scoped else [sorted({d.topic for d in docs})]:
+        scope = sorted((d for d in docs if d.topic in part), key=lambda d: d.index)
+        weigher = Weigher(stats)
+        weigher.prime_docs(d.feats for d in scope)
+        local = local_vectors([d.feats for d in scope], weigher) if scoped else [{}] * len(scope)
+        views = {
+            d.index: PairView.of(d.feats, weigher, vec) for d, vec in zip(scope, local, strict=True)
+        }
+        for i, a in enumerate(scope):
+            for b in scope[i + 1 :]:
+                if a.topic == b.topic:
+                    feats = member_pair_features(views[a.index], views[b.index])
+                    samples.append((feats, int(a.event == b.event)))
+            others = [d for d in scope if d.topic != a.topic]
+            for b in rng.sample(others, min(2, len(others))):
                 feats = member_pair_features(views[a.index], views[b.index])
                 samples.append((feats, int(a.event == b.event)))
-        others = [d for d in ordered if d.topic != a.topic]
-        for b in rng.sample(others, min(2, len(others))):
-            feats = member_pair_features(views[a.index], views[b.index])
-            samples.append((feats, int(a.event == b.event)))
     return samples
+
+
+def sub_streams(docs: Sequence[Doc]) -> list[list[int]]:
+    """The ECB+ topics of ``docs`` in parts of three (the size of a held-out fold)."""
+    topics = sorted({d.topic for d in docs})
+    return [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
 
 
 def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True) -> ClusterParams:
@@ -371,15 +390,17 @@ def fit_regroup(docs: Sequence[Doc], params: ClusterParams, seeded: bool = True)
     three of their ECB+ topics each (the size of a held-out fold), the document frequencies
     pre-seeded with the other topics' articles when ``seeded``, as the held-out replay will be."""
     bias, coefs = fit_logistic(pair_samples(docs, corpus_of(docs)))
+    plain_bias, plain_coefs = fit_logistic(pair_samples(docs, corpus_of(docs), scoped=False))
     # The thresholds before the year veto are tuned with it off (it is tuned last, below).
     fitted = replace(
         params,
         pair_bias=round(bias, 3),
         pair_coefs=tuple(round(c, 3) for c in coefs),
+        plain_pair_bias=round(plain_bias, 3),
+        plain_pair_coefs=tuple(round(c, 3) for c in plain_coefs),
         year_veto=2.0,
     )
-    topics = sorted({d.topic for d in docs})
-    parts = [topics[i :: len(topics) // 3] for i in range(len(topics) // 3)]
+    parts = sub_streams(docs)
 
     memo: dict[ClusterParams, float] = {}
 
@@ -530,6 +551,9 @@ def fmt(values: Sequence[float]) -> str:
 def describe(params: ClusterParams) -> str:
     coefs = ", ".join(f"{n}={c}" for n, c in zip(FEATURE_NAMES, params.coefs, strict=True))
     pair = ", ".join(f"{n}={c}" for n, c in zip(PAIR_FEATURE_NAMES, params.pair_coefs, strict=True))
+    plain = ", ".join(
+        f"{n}={c}" for n, c in zip(PAIR_FEATURE_NAMES, params.plain_pair_coefs, strict=True)
+    )
     return (
         f"join_threshold={params.join_threshold} "
         f"join_threshold_single={params.join_threshold_single} "
@@ -537,6 +561,7 @@ def describe(params: ClusterParams) -> str:
         f"split_threshold={params.split_threshold} name_veto={params.name_veto} "
         f"regroup_gain={params.regroup_gain} year_veto={params.year_veto}"
         f"\n  bias={params.bias} {coefs}\n  pair_bias={params.pair_bias} {pair}"
+        f"\n  plain_pair_bias={params.plain_pair_bias} {plain}"
     )
 
 
@@ -624,6 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "merge_threshold",
             "pair_bias",
             "pair_coefs",
+            "plain_pair_bias",
+            "plain_pair_coefs",
             "regroup_threshold",
             "split_threshold",
             "name_veto",

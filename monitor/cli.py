@@ -11,11 +11,11 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -40,6 +40,8 @@ from monitor.store import Store, StoreError
 
 if TYPE_CHECKING:
     from monitor.alert.outbox import OutboxRow
+
+Row = TypeVar("Row")
 
 app = typer.Typer(
     name="monitor",
@@ -278,6 +280,18 @@ def _column_span(console: Console, options: ConsoleOptions, column: Column) -> M
     return Measurement(max(m.minimum for m in found), max(m.maximum for m in found))
 
 
+def print_table_or(
+    table: Table, rows: Iterable[Row], print_row: Callable[[Row], None], console: Console = out
+) -> None:
+    """`table` when it fits the terminal, else its title and each row in its compact layout."""
+    if table_fits(table, console):
+        console.print(table)
+        return
+    console.print(table.title, soft_wrap=False)
+    for row in rows:
+        print_row(row)
+
+
 def print_fields(fields: Sequence[str], indent: int = 4, console: Console = out) -> None:
     """Short fields (markup) two spaces apart on one line, broken only between fields: a
     narrow terminal gets `created 3.0h ago` whole on the next line, not `created` / `3.0h ago`."""
@@ -414,12 +428,7 @@ def feeds(
         table.add_column(column, overflow="fold", no_wrap=column != "last error / warning")
     for row in cells:
         table.add_row(*row)
-    if table_fits(table):
-        out.print(table)
-        return
-    out.print(table.title, soft_wrap=False)
-    for feed, row in zip(found, cells, strict=True):
-        _print_feed_compact(feed, row)
+    print_table_or(table, zip(found, cells, strict=True), lambda pair: _print_feed_compact(*pair))
 
 
 FEED_COLUMNS = ("feed", "status", "last fetch", "next fetch", "items", "last error / warning")
@@ -537,12 +546,7 @@ def items(
             f"{row['text_source']} {len(row['text'])}c",
             escape(", ".join(row["topics"])),
         )
-    if table_fits(table):
-        out.print(table)
-        return
-    out.print(table.title, soft_wrap=False)
-    for row in rows:
-        _print_item_compact(row)
+    print_table_or(table, rows, _print_item_compact)
 
 
 def _print_item_compact(row: dict[str, Any]) -> None:
@@ -683,12 +687,7 @@ def alerts(
         table.add_column(column, overflow="fold", no_wrap=column not in ALERT_TEXT_COLUMNS)
     for found in cells:
         table.add_row(*found.values())
-    if table_fits(table):
-        out.print(table)
-        return
-    out.print(heading, soft_wrap=False)
-    for row, found in zip(rows, cells, strict=True):
-        _print_alert_compact(row, found)
+    print_table_or(table, zip(rows, cells, strict=True), lambda pair: _print_alert_compact(*pair))
 
 
 ALERT_TEXT_COLUMNS = ("topics", "title", "last error")  # wrap; the other columns never do

@@ -24,8 +24,8 @@ from monitor.cli import (
     print_fields,
     print_hanging,
     print_json,
+    print_table_or,
     since_option,
-    table_fits,
 )
 from monitor.clock import SystemClock, utc_iso
 from monitor.config import Config, Topic, compiled_query
@@ -218,12 +218,7 @@ def topics_list(
             str(row["total"]),
             escape(", ".join(row["notify"])) or "-",
         )
-    if table_fits(table):
-        out.print(table)
-        return
-    out.print(table.title, soft_wrap=False)
-    for row in rows:
-        _print_topic_compact(row)
+    print_table_or(table, rows, _print_topic_compact)
 
 
 def _print_topic_compact(row: dict[str, Any]) -> None:

@@ -680,7 +680,8 @@ def distrust_future_dates(parsed: ParsedFeed, now: datetime) -> ParsedFeed:
     if not bad:
         return parsed
     example = min(d for d in bad if d is not None).date().isoformat()
-    warning = f"{len(bad)} entries dated in the future (e.g. {example}); their dates were ignored"
+    entries = "entry" if len(bad) == 1 else "entries"
+    warning = f"{len(bad)} {entries} dated in the future (e.g. {example}); their dates were ignored"
     return replace(parsed, entries=tuple(fixed), warnings=(*parsed.warnings, warning))
 
 

@@ -23,7 +23,7 @@ from monitor.cluster import (
     find_merges,
     regroup,
 )
-from monitor.cluster.decide import Move, turn_cues
+from monitor.cluster.decide import LOCAL_MIN_SCOPE, Move, turn_cues
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 
@@ -272,6 +272,31 @@ def test_a_turn_inside_the_window_is_still_a_new_development() -> None:
     assert plain.arrive(PARADE_CANCELLED, T0 + timedelta(days=2))[1].relation == "report"
 
 
+TALKS_OPEN = (
+    "Russia and North Korea open talks on expanded military treaty",
+    "Russian and North Korean officials opened talks in Moscow on Tuesday on widening their "
+    "military treaty, the Kremlin said.\n"
+    "Deputy defence minister Alexei Krivoruchko leads the Russian side; the talks are expected "
+    "to last three days.",
+)
+TALKS_COLLAPSE = (
+    "Russia-North Korea military treaty talks collapse",
+    "Talks in Moscow between Russian and North Korean officials on widening their military "
+    "treaty collapsed on Wednesday, the Kremlin said.\n"
+    "Deputy defence minister Alexei Krivoruchko left without a statement.",
+)
+
+
+def test_talks_that_collapse_are_a_new_development() -> None:
+    topic = Topic()
+    topic.arrive(TALKS_OPEN, T0)
+    _, collapsed = topic.arrive(TALKS_COLLAPSE, T0 + timedelta(hours=25))
+    assert collapsed.relation == "first"
+    plain = Topic(params=ClusterParams(detect_turns=False))
+    plain.arrive(TALKS_OPEN, T0)
+    assert plain.arrive(TALKS_COLLAPSE, T0 + timedelta(hours=25))[1].relation == "report"
+
+
 # Another outlet's report of the announcement: its second sentence recalls an old cancellation.
 PARADE_ANNOUNCED_WITH_HISTORY = (
     "Harbour Festival parade returns to Riverton on June 14",
@@ -373,6 +398,12 @@ def test_a_turn_is_read_in_russian_and_korean_leads_too(lang: str) -> None:
         ("ko", "정상회담 연기됐다", {"cancel"}),
         ("ko", "배우의 연기 호평", set()),  # 연기: acting, not postponed
         ("en", "Summit postponed as minister resigns", {"cancel", "resign"}),
+        ("en", "Military treaty talks collapse", {"cancel"}),
+        ("en", "Moscow suspends the deal as talks stall", {"cancel"}),
+        ("en", "Breaking: talks resume in Geneva", set()),  # "break" is not a cue
+        ("ru", "Переговоры о договоре сорвались", {"cancel"}),
+        ("ru", "Поставки приостановлены", {"cancel"}),
+        ("ko", "북러 군사협상 결렬", {"cancel"}),
     ],
 )
 def test_turn_cues_by_language(lang: str, lead: str, cues: set[str]) -> None:
@@ -464,6 +495,26 @@ def test_regroup_moves_reports_that_followed_the_wrong_first_article() -> None:
     assert all(m.to_development is None and m.from_development == 1 for m in japan)
     assert japan[0].group == japan[1].group
     assert all(0.0 < m.score <= 1.0 for m in moves)
+
+
+def test_regroup_weighs_the_scope_only_when_it_holds_enough_articles() -> None:
+    stats, feats = _quakes_case()
+    wrong = [_dev(1, feats, "peru1", "japan1", "japan2", "peru2"), _dev(2, feats, "peru3", start=5)]
+    moves = regroup(wrong, stats)
+    assert moves != []
+    # A scoped model that never joins anything: five articles are under LOCAL_MIN_SCOPE, so the
+    # plain model decides and the moves are the same.
+    never = ClusterParams(pair_bias=-50.0)
+    assert regroup(wrong, stats, never) == moves
+    # With unrelated news beside them the scope reaches LOCAL_MIN_SCOPE: the scoped model
+    # decides (the default one moves the Japanese reports out too; the one that never joins
+    # leaves every development as it is).
+    for n, (title, text) in enumerate([*BACKGROUND, PARADE_ANNOUNCED, PARADE_CANCELLED]):
+        feats[f"other{n}"] = features(title, text, "en")
+    others = [_dev(10 + n, feats, f"other{n}", start=6 + n) for n in range(len(BACKGROUND) + 2)]
+    assert sum(len(d.members) for d in wrong + others) >= LOCAL_MIN_SCOPE
+    assert _moved(regroup(wrong + others, stats)) == _moved(moves)
+    assert regroup(wrong + others, stats, never) == []
 
 
 def test_regroup_leaves_right_developments_alone_and_is_deterministic() -> None:

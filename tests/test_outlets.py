@@ -3,7 +3,6 @@ configured feed name, else the host; feeds served from one host are not merged i
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import sqlite3
@@ -13,12 +12,11 @@ from pathlib import Path
 from monitor.alert.digest import development_outlets
 from monitor.clock import FakeClock
 from monitor.config import Config, load_config
-from monitor.service import open_pipeline
 from monitor.store import Store
 from monitor.store.outlets import declared_site_name, outlet_name, page_host
 from monitor.store.schema import MIGRATIONS, migrate
 from tests.newsroom import Entry, Newsroom
-from tests.test_developments import TROOPS_1, TROOPS_2
+from tests.test_developments import TROOPS_1, TROOPS_2, one_pass
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TROOPS_3 = (
@@ -67,14 +65,6 @@ def write_config(tmp_path: Path, room: Newsroom) -> Config:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return load_config(path)
-
-
-def one_pass(config: Config, clock: FakeClock) -> None:
-    async def go() -> None:
-        async with open_pipeline(config, clock=clock, workers=0) as pipeline:
-            await pipeline.run_once(config.feeds)
-
-    asyncio.run(go())
 
 
 def test_feeds_of_one_host_are_named_by_their_config_names(

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
-from monitor.cluster.contrast import contrastive_split
+from monitor.cluster.contrast import contrastive_split, local_vectors
 from monitor.cluster.features import DocFeatures
 from monitor.cluster.linkage import average_linkage, year_contrast
 from monitor.cluster.similarity import (
@@ -77,8 +77,23 @@ DEFAULT_COEFS = (  # in the order of FEATURE_NAMES
 assert len(DEFAULT_COEFS) == len(FEATURE_NAMES)
 
 # The member-pair model of ``regroup`` (same fitting, on pairs of articles).
-DEFAULT_PAIR_BIAS = -3.814
+DEFAULT_PAIR_BIAS = -4.278
 DEFAULT_PAIR_COEFS = (  # in the order of PAIR_FEATURE_NAMES
+    -1.793,  # cos_words (negative beside cos_local: words shared by the whole scope link nothing)
+    2.208,  # cos_lead
+    5.145,  # cos_names
+    5.97,  # cos_facts
+    -0.281,  # names_novel
+    -0.001,  # top_missing
+    -1.138,  # year_conflict
+    1.567,  # doc_short
+    9.541,  # cos_local
+)
+assert len(DEFAULT_PAIR_COEFS) == len(PAIR_FEATURE_NAMES)
+# The same model without ``cos_local`` (its coefficient 0), for scopes too small for an IDF of
+# their own (``LOCAL_MIN_SCOPE``): fitted on pairs weighed by the corpus statistics alone.
+DEFAULT_PLAIN_PAIR_BIAS = -3.814
+DEFAULT_PLAIN_PAIR_COEFS = (  # in the order of PAIR_FEATURE_NAMES
     1.814,  # cos_words
     1.867,  # cos_lead
     6.711,  # cos_names
@@ -87,8 +102,9 @@ DEFAULT_PAIR_COEFS = (  # in the order of PAIR_FEATURE_NAMES
     0.145,  # top_missing
     -1.032,  # year_conflict
     1.107,  # doc_short
+    0.0,  # cos_local
 )
-assert len(DEFAULT_PAIR_COEFS) == len(PAIR_FEATURE_NAMES)
+assert len(DEFAULT_PLAIN_PAIR_COEFS) == len(PAIR_FEATURE_NAMES)
 
 
 # Stems (English and Russian Snowball) of words that turn a story, by the kind of turn. Words
@@ -97,6 +113,18 @@ TURN_CUES = {
     "cancel": "cancel",
     "scrap": "cancel",
     "postpon": "cancel",
+    # Talks, deals and plans that fall through ("talks collapse", "Russia suspends the deal").
+    # Phrasal turns ("break down", "call off", "pull out") are not read: their particles are
+    # stop words, and "break" alone heads every "Breaking:" title. "fail" is left out too: a
+    # failed launch is itself the event, and ECB+ reports of one event differ in saying so.
+    "collaps": "cancel",
+    "stall": "cancel",
+    "suspend": "cancel",
+    "halt": "cancel",
+    "abandon": "cancel",
+    "withdraw": "cancel",
+    "reject": "cancel",
+    "terminat": "cancel",
     "overturn": "reverse",
     "revers": "reverse",
     "repeal": "reverse",
@@ -106,6 +134,10 @@ TURN_CUES = {
     "отмен": "cancel",  # отменить, отменён, отменили
     "отм": "cancel",  # отмена
     "отлож": "cancel",  # отложить, отложен
+    "сорва": "cancel",  # сорвались, сорвана (переговоры сорвались: talks fell through)
+    "провал": "cancel",  # провалились
+    "приостанов": "cancel",  # приостановил
+    "приостановл": "cancel",  # приостановлен, приостановлены
     "аннулирова": "reverse",  # аннулировали, аннулирован
     "аннулирован": "reverse",  # аннулирование
     "упраздн": "reverse",  # упразднить
@@ -117,6 +149,8 @@ TURN_CUES = {
 _TURN_PREFIXES_KO = {
     "취소": "cancel",
     "무산": "cancel",
+    "결렬": "cancel",  # talks broke down
+    "중단": "cancel",  # halted, suspended
     "연기했": "cancel",
     "연기됐": "cancel",
     "연기된": "cancel",
@@ -145,7 +179,7 @@ class ClusterParams:
     bias: float = DEFAULT_BIAS
     coefs: tuple[float, ...] = DEFAULT_COEFS
     regroup: bool = True  # the store regroups after each poll (see ``regroup``)
-    regroup_threshold: float = 0.4  # average pair probability below which groups stay apart
+    regroup_threshold: float = 0.35  # average pair probability below which groups stay apart
     regroup_members: int = 80  # members regrouped at once at most (cost grows with their square)
     regroup_gain: float = 0.1  # how much better (``_agreement``) a regrouping must fit
     regroup_min_split: int = 2  # members a group needs to be split off as a new development
@@ -169,6 +203,8 @@ class ClusterParams:
     year_veto: float = 0.7
     pair_bias: float = DEFAULT_PAIR_BIAS
     pair_coefs: tuple[float, ...] = DEFAULT_PAIR_COEFS
+    plain_pair_bias: float = DEFAULT_PLAIN_PAIR_BIAS  # below LOCAL_MIN_SCOPE articles
+    plain_pair_coefs: tuple[float, ...] = DEFAULT_PLAIN_PAIR_COEFS
     # The topic's query words, weighed 0 in its comparisons (``TopicTerms``; none by default:
     # the ECB+ bench has one catch-all topic without a query).
     topic_terms: TopicTerms = NO_TOPIC_TERMS
@@ -541,7 +577,9 @@ def regroup(
 
     Decisions are made one article at a time against what came before; a first article that joined
     the look-alike event takes its later reports with it. Here every pair of members is scored by
-    the member-pair model (``member_pair_features``), and groups are joined, most probable first,
+    the member-pair model (``member_pair_features``; with ``LOCAL_MIN_SCOPE``+ members its
+    ``cos_local`` weighs terms also by an IDF over them, ``contrast.local_vectors``: what two
+    share and the others lack), and groups are joined, most probable first,
     while their average pair probability reaches ``regroup_threshold`` (agglomerative clustering
     with average linkage, from single articles; duplicates stay with what they repeat; a story and
     its turn stay apart; two groups of ``NAME_VETO_MIN``+ articles each with a name of its own
@@ -579,7 +617,12 @@ def regroup(
         weight[unit_of[m.item_id]] += 1
     feats = {m.item_id: m.features for m, _ in members}
     weigher.prime_docs(feats[r] for r in reps)
-    views = {r: PairView.of(feats[r], weigher) for r in reps}
+    model = _pair_model(params, len(reps))
+    if model.scoped:
+        local = local_vectors([feats[r] for r in reps], weigher)
+        views = {r: PairView.of(feats[r], weigher, v) for r, v in zip(reps, local, strict=True)}
+    else:
+        views = {r: PairView.of(feats[r], weigher) for r in reps}
     cues = {r: turn_cues(feats[r].head) if params.detect_turns else frozenset() for r in reps}
     # Sums of pair probabilities between groups (absent: nothing worth counting).
     sums: dict[int, dict[int, float]] = {r: {} for r in reps}
@@ -587,7 +630,7 @@ def regroup(
         for b in reps[i + 1 :]:
             if cues[a] != cues[b]:
                 continue
-            p = pair_probability(member_pair_features(views[a], views[b]), params)
+            p = model.probability(member_pair_features(views[a], views[b]))
             if p >= PAIR_FLOOR:
                 s = p * weight[a] * weight[b]
                 sums[a][b] = s
@@ -629,7 +672,7 @@ def regroup(
     groups = _split_contrasting(sorted(chosen, key=lambda g: g[0]), feats, weigher, params)
     if groups == kept:
         return []
-    return _moves(members, unit_of, groups, views, weigher, params, scope)
+    return _moves(members, unit_of, groups, views, model, params, scope)
 
 
 def _grouped(reps: Sequence[int], key: dict[int, int]) -> list[list[int]]:
@@ -686,9 +729,34 @@ NAME_VETO_MIN = 4  # articles (units) each group needs for the name and year vet
 PAIR_FLOOR = 0.01  # pair probabilities below this count as 0 (kept sparse)
 
 
-def pair_probability(feats: Sequence[float], params: ClusterParams) -> float:
-    z = params.pair_bias + sum(w * x for w, x in zip(params.pair_coefs, feats, strict=True))
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+# Articles (units) a regroup's scope needs for its own IDF (``cos_local``). Over a handful of
+# articles almost every shared term is "shared by some, not all", so an article's vector holds
+# only what it shares and two unrelated reports look alike; the plain model is used instead.
+LOCAL_MIN_SCOPE = 12
+
+
+@dataclass(frozen=True)
+class PairModel:
+    """The member-pair model a regroup uses: with ``cos_local`` (``scoped``) or without."""
+
+    bias: float
+    coefs: tuple[float, ...]
+    scoped: bool
+
+    def probability(self, feats: Sequence[float]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.coefs, feats, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def _pair_model(params: ClusterParams, units: int) -> PairModel:
+    if units >= LOCAL_MIN_SCOPE:
+        return PairModel(params.pair_bias, params.pair_coefs, True)
+    return PairModel(params.plain_pair_bias, params.plain_pair_coefs, False)
+
+
+def pair_probability(feats: Sequence[float], params: ClusterParams, scoped: bool = True) -> float:
+    """The member-pair probability of ``params``' scoped (or plain) model."""
+    return _pair_model(params, LOCAL_MIN_SCOPE if scoped else 0).probability(feats)
 
 
 def _regroup_scope(
@@ -806,7 +874,7 @@ def _moves(
     unit_of: dict[int, int],
     groups: list[list[int]],
     views: dict[int, PairView],
-    weigher: Weigher,
+    model: PairModel,
     params: ClusterParams,
     scope: Sequence[DevelopmentView],
 ) -> list[Move]:
@@ -839,9 +907,7 @@ def _moves(
         rep = unit_of[m.item_id]
         others = [r for r in groups[group] if r != rep]
         score = (
-            sum(
-                pair_probability(member_pair_features(views[rep], views[r]), params) for r in others
-            )
+            sum(model.probability(member_pair_features(views[rep], views[r])) for r in others)
             / len(others)
             if others
             else 1.0

@@ -40,6 +40,8 @@ PAIR_FEATURE_NAMES = (
     "top_missing",  # share of each one's two heaviest names the other lacks, mean of both ways
     "year_conflict",  # both mention years and share none
     "doc_short",  # 1 for an empty text, towards 0 when both are long (the shorter counts)
+    "cos_local",  # cosine of the terms shared within the regrouped scope, weighed by its own IDF
+    # (3+ of them shared, else 0)
 )
 
 SPACES = ("w:", "n:", "f:")  # namespaces of DocFeatures.terms(): words, names, facts
@@ -209,9 +211,12 @@ class PairView:
     top: tuple[str, ...]  # its two heaviest names
     years: frozenset[int]
     n_words: int
+    local: Mapping[str, float]  # ``contrast.local_vectors`` over the scope compared (or empty)
 
     @classmethod
-    def of(cls, doc: DocFeatures, weigher: Weigher) -> PairView:
+    def of(
+        cls, doc: DocFeatures, weigher: Weigher, local: Mapping[str, float] | None = None
+    ) -> PairView:
         weights = {t: c * weigher.idf("n:", t) for t, c in doc.names.items()}
         ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
         return cls(
@@ -224,6 +229,7 @@ class PairView:
             tuple(t for t, _ in ranked[:2]),
             frozenset(doc.years),
             len(doc.words),
+            local or {},
         )
 
 
@@ -242,7 +248,21 @@ def member_pair_features(a: PairView, b: PairView) -> tuple[float, ...]:
         (_top_share(a, b) + _top_share(b, a)) / 2.0,
         1.0 if a.years and b.years and a.years.isdisjoint(b.years) else 0.0,
         1.0 / (1.0 + min(a.n_words, b.n_words) / 20.0),
+        _local_cosine(a, b),
     )
+
+
+LOCAL_MIN_SHARED = 3  # terms two articles must share in their local vectors for ``cos_local``
+
+
+def _local_cosine(a: PairView, b: PairView) -> float:
+    """``cos_local``, counted only when the two share ``LOCAL_MIN_SHARED`` terms or more: a local
+    vector holds only what its article shares with others in the scope, so an article that
+    shares one rare word with another (and nothing else with anyone) would score near 1."""
+    shared = a.local.keys() & b.local.keys()
+    if len(shared) < LOCAL_MIN_SHARED:
+        return 0.0
+    return sum(a.local[t] * b.local[t] for t in shared)
 
 
 def cosine_shared(a: Mapping[str, float], b: Mapping[str, float]) -> float:
