@@ -50,6 +50,38 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _plain_help_metavars() -> None:
+    """typer 0.2x renders help oddly: flags as `--json <bool>`, and arguments in usage lines as
+    `{QUERY...}...` or `{file}`. Show them the click way: a flag alone, `QUERY...`, `[ID]...`;
+    an argument given a `metavar=` (every one of ours) without a `<type>` beside it."""
+    from typer import core
+
+    option_cls, argument_cls = core.TyperOption, core.TyperArgument
+    option_type = getattr(option_cls, "display_type_rich", None)
+    argument_type = getattr(argument_cls, "display_type_rich", None)
+    if option_type is None or argument_type is None:  # another typer: leave its help alone
+        return
+
+    def flag_type(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else option_type(self, ctx)
+
+    def argument_type_unless_named(self: Any, ctx: Any) -> str | None:
+        return None if self.metavar is not None else argument_type(self, ctx)
+
+    def usage_name(self: Any) -> str:
+        name = (self.metavar or self.name.upper()).removesuffix("...")
+        name = name if self.required else f"[{name}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+    option_cls.display_type_rich = flag_type  # type: ignore[method-assign]
+    argument_cls.display_type_rich = argument_type_unless_named  # type: ignore[method-assign]
+    if hasattr(argument_cls, "_usage_display_name"):
+        argument_cls._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_plain_help_metavars()
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -581,7 +613,9 @@ def item_json(row: dict[str, Any]) -> dict[str, Any]:
 
 @app.command("import-opml")
 def import_opml(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An OPML export.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="An OPML export.", metavar="FILE")
+    ],
 ) -> None:
     """Add the feeds of an OPML export to the config file (comments are kept)."""
     from monitor.opml import add_feeds_to_config, read_opml
@@ -613,7 +647,10 @@ def import_opml(
 @app.command("export-opml")
 def export_opml(
     file: Annotated[
-        Path | None, typer.Argument(dir_okay=False, help="Write here (default: standard output).")
+        Path | None,
+        typer.Argument(
+            dir_okay=False, help="Write here (default: standard output).", metavar="FILE"
+        ),
     ] = None,
 ) -> None:
     """Write the configured feeds (disabled ones too) as an OPML subscription list."""
@@ -742,7 +779,7 @@ def _alert_cells(
         "channel": escape(row.channel),
         "kind": row.kind if row.mode == "immediate" else f"{row.kind} (digest)",
         "status": _alert_status_style(row.status),
-        "tries": str(row.attempts),
+        "tries": str(row.total_attempts),
         "next / sent": _alert_when(config, row, digest_at, now),
         "topics": escape(", ".join(row.topics)),
         "title": escape(row.as_json()["title"] or ""),
@@ -789,7 +826,7 @@ def _print_alert_compact(row: OutboxRow, cells: dict[str, str]) -> None:
     """An alert for a narrow terminal: its short fields on one line, then its title and topics,
     then its error, each wrapped as text."""
     fields = [f"#{row.id}", cells["status"], cells["channel"], cells["kind"]]
-    fields += [plural(row.attempts, "try", "tries"), f"created {cells['created']}"]
+    fields += [plural(row.total_attempts, "try", "tries"), f"created {cells['created']}"]
     when = cells["next / sent"]
     if row.status == "sent":
         fields.append(f"sent {when}")
@@ -825,7 +862,8 @@ def _alert_status_style(status: str) -> str:
 @alerts_app.command("retry")
 def alerts_retry(
     ids: Annotated[
-        list[int] | None, typer.Argument(help="Alert ids (default: every failed alert).")
+        list[int] | None,
+        typer.Argument(help="Alert ids (default: every failed alert).", metavar="ID..."),
     ] = None,
 ) -> None:
     """Put failed alerts back in the queue; the daemon or the next `monitor once` sends them."""
@@ -848,7 +886,9 @@ def alerts_retry(
 
 @alerts_app.command("test")
 def alerts_test(
-    channel: Annotated[str, typer.Argument(help="A channel name from the config.")],
+    channel: Annotated[
+        str, typer.Argument(help="A channel name from the config.", metavar="CHANNEL")
+    ],
 ) -> None:
     """Send a sample alert to CHANNEL and report what it answered (exit 1 when it failed)."""
     from monitor.alert.dispatch import Dispatcher

@@ -152,7 +152,9 @@ def print_failing(found: Status) -> None:
 
 @app.command("backup")
 def backup_command(
-    destination: Annotated[Path, typer.Argument(help="The backup file to write.", dir_okay=False)],
+    destination: Annotated[
+        Path, typer.Argument(help="The backup file to write.", dir_okay=False, metavar="FILE")
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Replace DESTINATION if it exists.")
     ] = False,

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from monitor.cli import (
     EXIT_CONFIG,
+    _ago,
     app,
     fail,
     get_config,
@@ -80,18 +81,27 @@ def hit_json(hit: archive.SearchHit) -> dict[str, Any]:
         "score": round(hit.score, 4) if hit.score is not None else None,  # None: newest first
         "terms": list(hit.terms),
         "snippet": hit.snippet,
+        "outlet": hit.outlet,
     }
+
+
+def hit_about(hit: archive.SearchHit) -> str:
+    """`seen 10m ago · published 2026-12-05 · Outlet · en · #12`: when it was first seen (what
+    --since filters on) and published, and where."""
+    parts = [f"seen {_ago(utc_iso(hit.fetched))}"]
+    if hit.published is not None:
+        parts.append(f"published {hit.published:%Y-%m-%d}")
+    parts += [p for p in (hit.outlet, hit.language) if p]
+    return " · ".join([*parts, f"#{hit.item_id}"])
 
 
 def print_hits(hits: list[archive.SearchHit], heading: str) -> None:
     """Each hit: its title line, link and snippet wrapped under its rank at any terminal width."""
     out.print(f"[bold]{escape(heading)}[/bold]", soft_wrap=False)
     for rank, hit in enumerate(hits, start=1):
-        when = utc_iso(hit.published or hit.fetched) or ""
         print_hanging(
             f"{rank:>3}. ",
-            f"{rich_highlight(hit.title_highlighted)}  "
-            f"[dim]{escape(when)} {escape(hit.language or '')} #{hit.item_id}[/dim]",
+            f"{rich_highlight(hit.title_highlighted)}  [dim]{escape(hit_about(hit))}[/dim]",
         )
         if hit.url:
             print_hanging("     ", Text(hit.url, style=Style(color="blue", link=hit.url)))
@@ -235,7 +245,9 @@ def _print_topic_compact(row: dict[str, Any]) -> None:
 
 @topics_app.command("test")
 def topics_test(
-    name: Annotated[str | None, typer.Argument(help="A topic from the config on disk.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="A topic from the config on disk.", metavar="TOPIC")
+    ] = None,
     query: Annotated[str | None, typer.Option(help="Try a query instead of a topic.")] = None,
     since: Annotated[str, typer.Option(help="How far back to look.")] = "30d",
     limit: Annotated[int, typer.Option(min=1, help="How many results.")] = 50,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 from rich.console import Console
@@ -34,7 +38,7 @@ async def run_once_command(
         transient=True,
     )
     async with open_pipeline(config, clock=clock, transport=transport) as pipeline:
-        with progress:
+        with progress, _logging_beside(progress):
             task = progress.add_task("", total=len(feeds))
 
             def done(outcome: PollOutcome) -> None:
@@ -45,6 +49,32 @@ async def run_once_command(
             await pipeline.deliver_alerts()
     print_summary(console, config, outcomes)
     return 0
+
+
+def _summary_has_it(record: logging.LogRecord) -> bool:
+    """Beside the bar: the per-feed poll lines are left to the summary (it names every failure
+    and warning once); other records print from WARNING up."""
+    return record.name != "monitor.poll" and record.levelno >= logging.WARNING
+
+
+@contextmanager
+def _logging_beside(progress: Progress) -> Iterator[None]:
+    """While the progress bar is on a terminal, log lines must not interleave with it: only
+    problems print, and above the bar (through rich's redirected stderr)."""
+    if progress.disable:
+        yield
+        return
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.setStream(sys.stderr) for h in handlers]  # rich's proxy while the bar is live
+    for handler in handlers:
+        handler.addFilter(_summary_has_it)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.removeFilter(_summary_has_it)
+            if stream is not None:
+                handler.setStream(stream)
 
 
 def print_summary(console: Console, config: Config, outcomes: list[PollOutcome]) -> None:

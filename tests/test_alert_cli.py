@@ -71,6 +71,9 @@ def test_alerts_retry_puts_failed_alerts_back(runner: CliRunner, tmp_path: Path)
     assert result.exit_code == 0 and "1 failed alert queued again" in result.stdout
     again = outbox.get(store.conn, row.id)
     assert again is not None and again.status == "pending" and again.attempts == 0
+    assert again.total_attempts == 1  # the try before the retry still counts in the listing
+    listed = runner.invoke(app, ["alerts"], env={"COLUMNS": "60"})
+    assert listed.exit_code == 0 and "1 try" in listed.stdout, listed.stdout
     # Named ids that cannot be retried say why; an unknown one fails the command.
     named = runner.invoke(app, ["alerts", "retry", str(row.id), "999"])
     assert named.exit_code == 1 and "0 failed alerts queued again" in named.stdout

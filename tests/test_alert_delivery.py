@@ -6,6 +6,7 @@ Time is a FakeClock: back-off and schedules move only when the test says so.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Coroutine
@@ -530,3 +531,31 @@ topics: [{{name: parade, query: missiles, notify: [chat, morning]}}]
         assert msg.path == "/chat" and msg.title == "parade: Pyongyang parade shows new missiles"
     store = Store.open(config.database)
     assert statuses(store) == {"dev:1:chat:1": "sent", "dev:1:morning:1": "pending"}
+
+
+def test_final_failure_log_says_how_to_retry_and_tries_add_up_across_retries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Receiver(down=True) as rx:
+        config = chat_config(tmp_path, rx)
+        store = open_store(config)
+        clock = FakeClock(NOW)
+        seed(store, "A", [story(1, "t")])
+        with caplog.at_level(logging.WARNING, logger="monitor.alert"):
+            assert dispatch(config, clock).retrying == 1
+            clock.set(NOW + timedelta(days=2))  # past the channel's 24 h retry budget
+            assert dispatch(config, clock).failed == 1
+        (row,) = outbox.list_rows(store.conn)
+        lines = [r.getMessage() for r in caplog.records if r.name == "monitor.alert"]
+        assert "queues it again" not in lines[0]  # still retrying: no hint
+        assert lines[1].startswith(f"alert {row.key} to chat failed (failed): ")
+        assert lines[1].endswith(f"; `monitor alerts retry {row.id}` queues it again")
+
+        assert outbox.retry_failed(store.conn, clock.now()) == 1
+        assert dispatch(config, clock).retrying == 1
+        again = outbox.get(store.conn, row.id)
+        assert again is not None and again.status == "pending"
+        # The back-off restarts from the retry; the listing counts every try.
+        assert again.attempts == 1 and again.total_attempts == 3
+        assert again.next_attempt_at == clock.now() + outbox.backoff(1)
+        assert again.as_json()["total_attempts"] == 3

@@ -15,7 +15,18 @@ from monitor.match import archive
 from monitor.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-HIT_KEYS = ["id", "url", "title", "published", "fetched", "language", "score", "terms", "snippet"]
+HIT_KEYS = [
+    "id",
+    "url",
+    "title",
+    "published",
+    "fetched",
+    "language",
+    "score",
+    "terms",
+    "snippet",
+    "outlet",
+]
 
 
 @pytest.fixture
@@ -81,3 +92,50 @@ def test_the_cli_offers_exactly_the_orders_the_archive_knows() -> None:
     from monitor.cli_topics import SearchOrder
 
     assert tuple(order.value for order in SearchOrder) == archive.SORTS
+
+
+def test_a_result_says_when_it_was_first_seen_published_and_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --since filters on first seen: a result published yesterday but seen 10 minutes ago
+    # must say so, and name its outlet (declared site name, else the feed's name, else host).
+    path = tmp_path / "monitor.yaml"
+    path.write_text('feeds: [{name: "Ledger (world)", url: "https://l.example/f"}]\n')
+    store = Store.open(load_config(path).database)
+    with store.transaction():
+        feed_id = store.conn.execute(
+            "INSERT INTO feeds (name, url) VALUES ('Ledger (world)', 'https://l.example/f')"
+        ).lastrowid
+        rows = [
+            (1, "Kursk one", None, feed_id),
+            (2, "Kursk two", "The Daily", feed_id),
+            (3, "Kursk three", None, None),
+        ]
+        for n, title, site, feed in rows:
+            store.conn.execute(
+                "INSERT INTO items (id, key, url, title, text, fetched, published, language, "
+                "site_name, feed_id) VALUES (?, ?, ?, ?, 'x', ?, ?, 'en', ?, ?)",
+                (
+                    n,
+                    f"k{n}",
+                    f"https://www.host{n}.example/a",
+                    title,
+                    archive.format_ts(datetime.now(UTC) - timedelta(minutes=10)),
+                    archive.format_ts(datetime(2026, 3, 1, 9, tzinfo=UTC)),
+                    site,
+                    feed,
+                ),
+            )
+            archive.index_item(store.conn, n, title, "x")
+    store.close()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["search", "kursk", "--since", "30m", "--config", str(path)])
+    assert done.value.code in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 results for kursk" in text
+    assert "Kursk three seen 10m ago · published 2026-03-01 · host3.example · en · #3" in text
+    assert "Kursk two seen 10m ago · published 2026-03-01 · The Daily · en · #2" in text
+    assert "Kursk one seen 10m ago · published 2026-03-01 · Ledger (world) · en · #1" in text
+    outlets = [h["outlet"] for h in search(capsys, path, "kursk")]
+    assert outlets == ["host3.example", "The Daily", "Ledger (world)"]

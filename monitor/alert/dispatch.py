@@ -198,7 +198,12 @@ class Dispatcher:
                 self.clock.now(),
                 channel.retry_for,
             )
-            log.warning("alert %s to %s failed (%s): %s", row.key, name, status, result.detail)
+            hint = (
+                f"; `monitor alerts retry {row.id}` queues it again" if status == "failed" else ""
+            )
+            log.warning(
+                "alert %s to %s failed (%s): %s%s", row.key, name, status, result.detail, hint
+            )
             report.errors.append(f"{name}: {result.detail}")
             if status == "failed":
                 report.failed += 1

@@ -58,6 +58,12 @@ class OutboxRow:
     sent_at: datetime | None
     digest_id: int | None
     payload: dict[str, Any]
+    earlier_attempts: int = 0  # tries before the last `monitor alerts retry`
+
+    @property
+    def total_attempts(self) -> int:
+        """Every try, across `monitor alerts retry` (which restarts `attempts`)."""
+        return self.attempts + self.earlier_attempts
 
     def as_json(self) -> dict[str, Any]:
         """For `monitor alerts --json`."""
@@ -73,6 +79,7 @@ class OutboxRow:
             "revision": self.revision,
             "status": self.status,
             "attempts": self.attempts,
+            "total_attempts": self.total_attempts,
             "created_at": utc_iso(self.created_at),
             "next_attempt_at": utc_iso(self.next_attempt_at),
             "sent_at": utc_iso(self.sent_at),
@@ -143,6 +150,7 @@ def _row(data: dict[str, Any]) -> OutboxRow:
         sent_at=parse_iso(data["sent_at"]),
         digest_id=data["digest_id"],
         payload=json.loads(data["payload"] or "{}"),
+        earlier_attempts=data["earlier_attempts"],
     )
 
 
@@ -396,7 +404,10 @@ def release(conn: sqlite3.Connection, row_id: int, worker: str) -> None:
 
 
 def retry_failed(conn: sqlite3.Connection, now: datetime, ids: Sequence[int] | None = None) -> int:
-    """`monitor alerts retry`: failed rows go back to pending, due now, with a fresh retry budget."""
+    """`monitor alerts retry`: failed rows go back to pending, due now, with a fresh retry budget.
+
+    `attempts` restarts (the back-off counts from the retry); the tries so far move to
+    `earlier_attempts`, so the listing still counts them."""
     where = "status = 'failed'"
     params: list[Any] = []
     if ids:
@@ -404,7 +415,8 @@ def retry_failed(conn: sqlite3.Connection, now: datetime, ids: Sequence[int] | N
         params.extend(ids)
     with _transaction(conn):
         cursor = conn.execute(
-            f"""UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,
+            f"""UPDATE outbox SET status = 'pending', attempts = 0,
+                earlier_attempts = earlier_attempts + attempts, next_attempt_at = ?,
                 retry_since = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL
                 WHERE {where} AND mode = 'immediate'""",
             (_iso(now), _iso(now), *params),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -54,6 +54,7 @@ class SearchHit:
     published: datetime | None
     fetched: datetime | None
     language: str | None
+    outlet: str | None = None  # the page's declared site name, else the feed's name, else host
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,17 @@ def search(
                 language=str(language) if language is not None else None,
             )
         )
-    return hits
+    from monitor.store.outlets import outlets_of  # monitor.store imports this module
+
+    if not hits or not _has_table(conn, "feeds"):  # an index of its own, without feeds
+        return hits
+    outlets = outlets_of(conn, [hit.item_id for hit in hits])
+    return [replace(hit, outlet=outlets.get(hit.item_id)) for hit in hits]
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 def match_topic(

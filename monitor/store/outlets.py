@@ -8,7 +8,11 @@ shows its new name, and feeds served from one host stay apart.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+from monitor.sqlin import in_chunks
 
 # For a query over `items i LEFT JOIN feeds f ON f.id = i.feed_id`.
 OUTLET_SQL = "coalesce(i.site_name, f.name)"
@@ -34,3 +38,16 @@ def declared_site_name(site_name: str | None, page_url: str | None) -> str | Non
 def outlet_name(site_name: str | None, feed_name: str | None, url: str | None) -> str | None:
     """What `OUTLET_SQL` says, for an article not read from the database."""
     return site_name or feed_name or page_host(url)
+
+
+def outlets_of(conn: sqlite3.Connection, item_ids: Iterable[int]) -> dict[int, str | None]:
+    """The outlet of each of these stored items (as `OUTLET_SQL`, else the page's host)."""
+    found: dict[int, str | None] = {}
+    for chunk, marks in in_chunks(sorted(set(item_ids))):
+        rows = conn.execute(
+            f"""SELECT i.id, {OUTLET_SQL}, coalesce(i.page_url, i.url) FROM items i
+                LEFT JOIN feeds f ON f.id = i.feed_id WHERE i.id IN ({marks})""",
+            chunk,
+        )
+        found.update((int(item_id), outlet or page_host(url)) for item_id, outlet, url in rows)
+    return found

@@ -233,6 +233,12 @@ def _v7_declared_site_names(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v8_outbox_earlier_attempts(conn: sqlite3.Connection) -> None:
+    # `monitor alerts retry` restarts `attempts` (back-off and retry budget count from the retry);
+    # the tries made before it are kept here, so a listing shows every try the alert had.
+    conn.execute("ALTER TABLE outbox ADD COLUMN earlier_attempts INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
     _v2_archive_index,
@@ -241,6 +247,7 @@ MIGRATIONS: list[Migration] = [
     _v5_contentless_archive_index,
     _v6_development_moves,
     _v7_declared_site_names,
+    _v8_outbox_earlier_attempts,
 ]
 
 
