@@ -49,7 +49,14 @@ from monitor.ops import (
     write_watermark,
 )
 from monitor.pipeline import Pipeline, PollOutcome
-from monitor.reload import ConfigDiff, ConfigWatcher, WatchSettings, diff_configs, effective_config
+from monitor.reload import (
+    ConfigDiff,
+    ConfigWatcher,
+    WatchSettings,
+    diff_configs,
+    effective_config,
+    valid_again_message,
+)
 from monitor.schedule import FeedStatus, startup_offset
 from monitor.service import open_pipeline
 from monitor.timescale import TimeScale
@@ -123,6 +130,7 @@ class Daemon:
         self.http_address: str | None = None  # as bound (port 0 picks a free one)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restart_pending: set[str] = set()  # restart-only changes already logged
+        self._refused = False  # the last reload refused the file (its fix is acknowledged)
         self._pipeline: Pipeline | None = None
         self._alerts: _CountingAlerts | None = None
         self._scheduler: AsyncIOScheduler | None = None
@@ -453,10 +461,15 @@ class Daemon:
         except ConfigError as exc:
             return await self._reject([self.config.mask(str(p)) for p in exc.problems])
         diff = diff_configs(self.config, new)
+        was_refused, self._refused = self._refused, False
         if diff.empty or (not diff.live and set(diff.restart) <= self._restart_pending):
             # A restart-only change stays in the diff (the running values are kept), so every
-            # later reload would report it again: once is enough.
-            log.debug("config file changed, settings did not")
+            # later reload would report it again: once is enough. After a refused edit the fix
+            # is acknowledged, though: the ERROR for the broken file would stand unanswered.
+            if was_refused:
+                log.info("%s", valid_again_message(diff))
+            else:
+                log.debug("config file changed, settings did not")
             return ReloadResult(False, diff)
         old = self.config
         try:
@@ -490,6 +503,7 @@ class Daemon:
         return result
 
     async def _reject(self, problems: list[str]) -> ReloadResult:
+        self._refused = True
         self.metrics.reloads.labels("rejected").inc()
         log.error(
             "config edit rejected; the previous config stays in use:\n  %s", "\n  ".join(problems)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from watchfiles import Change, awatch
 
@@ -255,16 +255,6 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
-@runtime_checkable
-class ReloadOutcome(Protocol):
-    """What a reload reports (the daemon's `ReloadResult`): the watcher reads it to say when a
-    file it saw refused validates again."""
-
-    applied: bool
-    diff: ConfigDiff | None
-    problems: tuple[str, ...]
-
-
 def valid_again_message(diff: ConfigDiff) -> str:
     """The log line for a fixed file that changes nothing: the daemon's own is DEBUG (a touch, a
     comment), which after an ERROR for the broken file left the fix unacknowledged."""
@@ -301,7 +291,6 @@ class ConfigWatcher:
         self.on_change = on_change
         self.settings = settings or WatchSettings()
         self._seen: str | None = None  # None: the first check always asks
-        self._refused = False  # the last content it saw did not validate
         self.watching = asyncio.Event()  # set once the folder watch is running
 
     def _wanted(self, change: Change, path: str) -> bool:
@@ -363,16 +352,6 @@ class ConfigWatcher:
             digest = again
         self._seen = digest
         try:
-            self._note(await self.on_change())
+            await self.on_change()
         except Exception:  # a bug in applying must not end the watch
             log.exception("applying the edited config failed")
-
-    def _note(self, outcome: object) -> None:
-        """After a refused edit, say once that the file validates again even when nothing is
-        left to apply (the content changed, so this runs once per edit, not every re-read)."""
-        if not isinstance(outcome, ReloadOutcome):
-            return
-        was_refused, self._refused = self._refused, bool(outcome.problems)
-        fixed = was_refused and not outcome.problems and not outcome.applied
-        if fixed and outcome.diff is not None:
-            log.info("%s", valid_again_message(outcome.diff))

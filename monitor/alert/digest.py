@@ -23,11 +23,17 @@ from monitor.sqlin import in_chunks
 from monitor.store.outlets import OUTLET_SQL
 
 
-def due_fire(schedule: str, zone: str, last: datetime, now: datetime) -> datetime | None:
-    """The first fire time of `schedule` after `last`, when it is not later than `now`."""
+def next_fire(schedule: str, zone: str, last: datetime) -> datetime | None:
+    """The first fire time of `schedule` after `last`."""
     trigger = CronTrigger.from_crontab(schedule, timezone=zone)
     # Timestamps are stored to the second: start a second later so `last` itself is not due again.
-    fire = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
+    fire: datetime | None = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
+    return fire
+
+
+def due_fire(schedule: str, zone: str, last: datetime, now: datetime) -> datetime | None:
+    """The first fire time of `schedule` after `last`, when it is not later than `now`."""
+    fire = next_fire(schedule, zone, last)
     return fire if fire is not None and fire <= now else None
 
 
@@ -40,9 +46,7 @@ def next_digest(
     if not channel.schedule:
         return None
     last = parse_iso(outbox.state_get(conn, f"digest:{name}")) or now
-    trigger = CronTrigger.from_crontab(channel.schedule, timezone=channel.timezone)
-    fire: datetime | None = trigger.get_next_fire_time(None, last + timedelta(seconds=1))
-    return fire
+    return next_fire(channel.schedule, channel.timezone, last)
 
 
 def build_digest(

@@ -18,7 +18,6 @@ from monitor.cluster.decide import (
     find_merges,
     in_window,
     pair_features,
-    pair_probability,
     probability,
     regroup,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "find_merges",
     "in_window",
     "pair_features",
-    "pair_probability",
     "probability",
     "regroup",
 ]

@@ -618,11 +618,8 @@ def regroup(
     feats = {m.item_id: m.features for m, _ in members}
     weigher.prime_docs(feats[r] for r in reps)
     model = _pair_model(params, len(reps))
-    if model.scoped:
-        local = local_vectors([feats[r] for r in reps], weigher)
-        views = {r: PairView.of(feats[r], weigher, v) for r, v in zip(reps, local, strict=True)}
-    else:
-        views = {r: PairView.of(feats[r], weigher) for r in reps}
+    local = local_vectors([feats[r] for r in reps], weigher) if model.scoped else [None] * len(reps)
+    views = {r: PairView.of(feats[r], weigher, v) for r, v in zip(reps, local, strict=True)}
     cues = {r: turn_cues(feats[r].head) if params.detect_turns else frozenset() for r in reps}
     # Sums of pair probabilities between groups (absent: nothing worth counting).
     sums: dict[int, dict[int, float]] = {r: {} for r in reps}
@@ -752,11 +749,6 @@ def _pair_model(params: ClusterParams, units: int) -> PairModel:
     if units >= LOCAL_MIN_SCOPE:
         return PairModel(params.pair_bias, params.pair_coefs, True)
     return PairModel(params.plain_pair_bias, params.plain_pair_coefs, False)
-
-
-def pair_probability(feats: Sequence[float], params: ClusterParams, scoped: bool = True) -> float:
-    """The member-pair probability of ``params``' scoped (or plain) model."""
-    return _pair_model(params, LOCAL_MIN_SCOPE if scoped else 0).probability(feats)
 
 
 def _regroup_scope(
